@@ -1,0 +1,26 @@
+"""The HTTP side of a mirror: the aiohttp application and its request log."""
+
+from .app import (
+    API_KEY_HEADER,
+    DEFAULT_API_KEY,
+    DEFAULT_PORT,
+    REQUEST_LOG,
+    SETTINGS,
+    SOURCE,
+    ServerSettings,
+    create_app,
+)
+from .requestlog import RequestLog, RequestLogEntry
+
+__all__ = [
+    "API_KEY_HEADER",
+    "DEFAULT_API_KEY",
+    "DEFAULT_PORT",
+    "REQUEST_LOG",
+    "SETTINGS",
+    "SOURCE",
+    "RequestLog",
+    "RequestLogEntry",
+    "ServerSettings",
+    "create_app",
+]

@@ -1,0 +1,150 @@
+"""Answers a parsed Mirror API request from a source: paging, work cap, aggregation.
+
+This is the mirror's logic with HTTP taken away: ``answer(request, source, limits)``
+maps each of the four typed requests to its typed response, the same for every
+source. Keeping it here means a source only lists fields and yields raw points,
+and every source gets ``limit``/``offset``/``isPartial``, the cap on work per
+request and all twelve aggregation methods for free.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+import numpy as np
+
+from .aggregation import aggregate
+from .protocol import (
+    AggregatedMetricTelemetry,
+    FieldNamesRequest,
+    FieldNamesResponse,
+    FieldValuesRequest,
+    FieldValuesResponse,
+    MetricsQuery,
+    MetricsRequest,
+    MetricsResponse,
+    MirrorError,
+    MirrorRequest,
+    MirrorResponse,
+    RawMetricTelemetry,
+    RemoteMirrorError,
+    TestConnectionRequest,
+    TestConnectionResponse,
+)
+from .sources import ConnectionDetails, Points, PointWindow, TelemetrySource
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Bounds on the work and memory of one request.
+
+    ``max_points`` caps the raw points a source computes or fetches per metric
+    request (about 16 bytes each); past it the answer is cut with ``isPartial``.
+    The default covers 30 days at 1-second resolution... almost: 1,000,000 points is
+    about 11.5 days at 1 s or 115 days at 10 s.
+    """
+
+    max_points: int = 1_000_000
+
+    def __post_init__(self) -> None:
+        if self.max_points < 1:
+            raise ValueError("max_points must be at least 1")
+
+
+async def answer(
+    request: MirrorRequest, source: TelemetrySource, limits: Limits
+) -> MirrorResponse:
+    """The response to ``request``; protocol errors propagate as MirrorError."""
+    details = request.connection_details
+    if isinstance(request, TestConnectionRequest):
+        return await _test_connection(source, details)
+    if isinstance(request, FieldNamesRequest):
+        names = await source.field_names(request.query, details)
+        page, partial = _page(names, 0, request.query.limit)
+        return FieldNamesResponse(tuple(page), partial)
+    if isinstance(request, FieldValuesRequest):
+        q = request.query
+        options = await source.field_values(q, details)
+        page, partial = _page(options, q.offset, q.limit)
+        return FieldValuesResponse(tuple(page), partial)
+    if isinstance(request, MetricsRequest):
+        return MetricsResponse(await _metrics(request.query, source, limits, details))
+    raise TypeError(f"not a Mirror API request: {request!r}")
+
+
+async def _test_connection(
+    source: TelemetrySource, details: ConnectionDetails
+) -> TestConnectionResponse:
+    try:
+        await source.test_connection(details)
+    except MirrorError as error:
+        return TestConnectionResponse(error)
+    return TestConnectionResponse()
+
+
+def _page(items: Sequence[T], offset: int, limit: int | None) -> tuple[Sequence[T], bool]:
+    end = len(items) if limit is None else offset + limit
+    return items[offset:end], end < len(items)
+
+
+async def _metrics(
+    q: MetricsQuery, source: TelemetrySource, limits: Limits, details: ConnectionDetails
+) -> RawMetricTelemetry | AggregatedMetricTelemetry:
+    if q.aggregation is None:
+        budget = limits.max_points if q.limit is None else min(q.limit, limits.max_points)
+        points = await _fetch(q, source, budget, details)
+        return _raw(points, q.latest_first)
+    points = await _fetch(q, source, limits.max_points, details)
+    return _aggregated(q, points)
+
+
+async def _fetch(
+    q: MetricsQuery, source: TelemetrySource, budget: int, details: ConnectionDetails
+) -> Points:
+    """Raw points for the query's range, non-finite values dropped (JSON has no NaN)."""
+    window = PointWindow(q.start_time, q.end_time, budget, q.latest_first)
+    if q.end_time <= q.start_time:
+        window = PointWindow(q.start_time, q.start_time, budget, q.latest_first)
+    points = await source.points(q, window, details)
+    finite = np.isfinite(points.values)
+    if finite.all():
+        return points
+    return Points(points.timestamps[finite], points.values[finite], points.truncated)
+
+
+def _raw(points: Points, latest_first: bool) -> RawMetricTelemetry:
+    step = -1 if latest_first else 1
+    return RawMetricTelemetry(
+        points.values[::step], points.timestamps[::step], is_partial=points.truncated
+    )
+
+
+def _aggregated(q: MetricsQuery, points: Points) -> AggregatedMetricTelemetry:
+    assert q.aggregation is not None
+    size = q.aggregation.bucket_size_millis
+    buckets = aggregate(points.timestamps, points.values, size, q.aggregation.method)
+    starts, values = buckets.starts, buckets.values
+    partial = points.truncated
+    if partial:
+        # The cap cut the points inside the bucket at the cut's side: drop that
+        # bucket so every value served is of a whole window; a continuation
+        # query from the last start re-reads it whole.
+        keep = slice(1, None) if q.latest_first else slice(None, -1)
+        starts, values = starts[keep], values[keep]
+        if len(starts) == 0:
+            raise RemoteMirrorError(
+                "Bucket too large",
+                f"one bucket of {size} ms holds more points than this mirror computes per "
+                "request (max_points); ask for smaller buckets or raise the cap",
+            )
+    if q.limit is not None and len(starts) > q.limit:
+        keep = slice(len(starts) - q.limit, None) if q.latest_first else slice(0, q.limit)
+        starts, values, partial = starts[keep], values[keep], True
+    step = -1 if q.latest_first else 1
+    return AggregatedMetricTelemetry(
+        values[::step], starts[::step], starts[::step] + size, is_partial=partial
+    )

@@ -1,0 +1,132 @@
+"""A catalog of labelled series and the query semantics every label-based source shares.
+
+A series is described by its labels (``host=a-host, metric=cpu.user, ...``). The
+catalog turns a query's conditions into the series they select, narrows field
+names, and lists field values with ``FieldValuePattern`` entries for the next level
+of dotted names. The synthetic and CSV sources both stand on it.
+
+Rules (documented in the README):
+
+* Conditions are ANDed; an InSetValue holds when the field equals any listed value.
+* A condition on a field no series has, or conditions that leave no series, raise
+  MetricNotFoundError naming the conditions. A value whose type does not fit the
+  field's type raises UnsupportedFieldTypeError.
+* When several series are left, the *first in catalog order* is served.
+* Field values ignore conditions on the field being listed (so the wizard can offer
+  the alternatives to what is already chosen).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from ..protocol import (
+    CompleteValue,
+    EqualityCondition,
+    FieldDescriptor,
+    FieldScalar,
+    FieldType,
+    FieldValueOption,
+    FieldValuePattern,
+    FieldValuesQuery,
+    MetricNotFoundError,
+    StringValue,
+    UnsupportedFieldTypeError,
+    describe_conditions,
+)
+from ..protocol.values import as_text
+
+#: ``metricField`` values that mean "the series' own value" rather than a metric name.
+VALUE_FIELDS = frozenset({"", "value"})
+
+
+@dataclass(frozen=True)
+class LabeledSeries:
+    key: str
+    labels: Mapping[str, FieldScalar]
+
+
+def _field_type(value: FieldScalar) -> FieldType:
+    if isinstance(value, bool):
+        return FieldType.BOOLEAN
+    if isinstance(value, (int, float)):
+        return FieldType.NUMBER
+    return FieldType.STRING
+
+
+def hierarchical_options(values: Iterable[FieldScalar], prefix: str) -> list[FieldValueOption]:
+    """Values starting with ``prefix``; dotted names deeper than one level become patterns.
+
+    With prefix ``""``, ``cpu.user`` and ``cpu.system`` give ``cpu.*``; with prefix
+    ``cpu.`` (or the pattern ``cpu.*`` itself) they are offered whole.
+    """
+    prefix = prefix[:-1] if prefix.endswith("*") else prefix
+    options: dict[str, FieldValueOption] = {}
+    for value in values:
+        text = as_text(value)
+        if not text.startswith(prefix):
+            continue
+        dot = text.find(".", len(prefix))
+        if isinstance(value, str) and dot >= 0:
+            pattern = text[: dot + 1] + "*"
+            options.setdefault(pattern, FieldValuePattern(pattern))
+        else:
+            options.setdefault(text, CompleteValue(value))
+    return [options[k] for k in sorted(options)]
+
+
+class SeriesCatalog:
+    """An immutable list of labelled series with the fields their labels define."""
+
+    def __init__(self, series: Sequence[LabeledSeries], metric_label: str = "metric") -> None:
+        self.series = tuple(series)
+        self.metric_label = metric_label
+        fields: dict[str, FieldDescriptor] = {}
+        for s in self.series:
+            for name, value in s.labels.items():
+                fields.setdefault(name, FieldDescriptor(name, _field_type(value)))
+        self.fields = fields
+
+    def select(
+        self, conditions: Sequence[EqualityCondition], metric_field: str | None = None
+    ) -> list[LabeledSeries]:
+        """The series all conditions hold for, in catalog order; never empty."""
+        conditions = list(conditions)
+        if metric_field is not None and metric_field not in VALUE_FIELDS:
+            conditions.append(EqualityCondition(self.metric_label, StringValue(metric_field)))
+        for condition in conditions:
+            field = self.fields.get(condition.key)
+            if field is None:
+                raise MetricNotFoundError(
+                    describe_conditions(tuple(conditions)),
+                    f"No field named {condition.key!r}; fields are {', '.join(self.fields)}.",
+                )
+            condition.check_type(field.field_type)
+        chosen = [s for s in self.series if _holds(s, conditions)]
+        if not chosen:
+            raise MetricNotFoundError(
+                describe_conditions(tuple(conditions)), "No series matches these conditions."
+            )
+        return chosen
+
+    def field_names(self, conditions: Sequence[EqualityCondition]) -> list[FieldDescriptor]:
+        present = {name for s in self.select(conditions) for name in s.labels}
+        return [f for name, f in self.fields.items() if name in present]
+
+    def field_values(self, query: FieldValuesQuery) -> list[FieldValueOption]:
+        name = query.field.field_name
+        field = self.fields.get(name)
+        if field is None:
+            raise MetricNotFoundError(name, f"No field named {name!r}.")
+        if field.field_type.kind is not query.field.field_type.kind:
+            raise UnsupportedFieldTypeError(query.field.field_type.value)
+        others = [c for c in query.conditions if c.key != name]
+        values = {s.labels[name] for s in self.select(others) if name in s.labels}
+        return hierarchical_options(values, query.field_value_prefix or "")
+
+
+def _holds(series: LabeledSeries, conditions: Sequence[EqualityCondition]) -> bool:
+    return all(
+        c.key in series.labels and c.matches(series.labels[c.key]) for c in conditions
+    )

@@ -1,0 +1,268 @@
+"""Deterministic synthetic telemetry: the default source of the kit.
+
+Every value is a pure function of a series' ``SeriesShape`` and the timestamp, so
+the same query always gives the same answer, overlapping windows agree point for
+point, and several processes serving the same catalog agree too. Points sit on an
+epoch-aligned grid of ``resolution_ms`` (a timestamp ``t`` has a point iff
+``t % resolution_ms == 0``), as a store scraping at a fixed interval would.
+
+Noise and spikes come from a counter-based hash (splitmix64) of ``(seed, t)``, not
+from a random generator with state: that is what makes any sub-window reproducible
+without computing what came before it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+import numpy as np
+
+from ..protocol import FieldDescriptor, FieldNamesQuery, FieldScalar, FieldValuesQuery, MetricsQuery
+from ..protocol.values import FieldValueOption
+from .base import ConnectionDetails, Points, PointWindow, TelemetrySource
+from .catalog import LabeledSeries, SeriesCatalog
+
+DAY_MS = 86_400_000
+#: Trends are measured from this instant (2026-01-01T00:00:00Z) so values stay near
+#: their baseline in the years people query, whatever the epoch.
+TREND_ORIGIN_MS = 1_767_225_600_000
+
+
+class Wave(str, Enum):
+    SINE = "sine"
+    SQUARE = "square"
+    SAWTOOTH = "sawtooth"
+    TRIANGLE = "triangle"
+    FLAT = "flat"
+
+
+@dataclass(frozen=True)
+class SeriesShape:
+    """The parameters of one synthetic series. Immutable: change it with ``replace``."""
+
+    wave: Wave = Wave.SINE
+    baseline: float = 50.0
+    amplitude: float = 10.0
+    period_ms: int = 3_600_000
+    phase_ms: int = 0
+    noise: float = 1.0
+    trend_per_day: float = 0.0
+    spike_rate: float = 0.0
+    spike_height: float = 0.0
+    seed: int = 0
+    resolution_ms: int = 10_000
+    minimum: float | None = None
+    maximum: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "wave", Wave(self.wave))
+        if int(self.resolution_ms) < 1 or int(self.period_ms) < 1:
+            raise ValueError("resolution_ms and period_ms must be at least 1")
+        if self.noise < 0 or not 0.0 <= self.spike_rate <= 1.0:
+            raise ValueError("noise must be >= 0 and spike_rate within [0, 1]")
+        object.__setattr__(self, "resolution_ms", int(self.resolution_ms))
+        object.__setattr__(self, "period_ms", int(self.period_ms))
+        object.__setattr__(self, "seed", int(self.seed) & 0xFFFFFFFF)
+
+    def replace(self, **changes: Any) -> SeriesShape:
+        return dataclasses.replace(self, **changes)
+
+    def grid(self, window: PointWindow) -> tuple[np.ndarray, bool]:
+        """Grid timestamps inside the window (ascending) and whether the cap cut them."""
+        res = self.resolution_ms
+        first = -(-window.start // res) * res
+        count = 0 if window.end <= first else -(-(window.end - first) // res)
+        kept = min(count, max(window.max_points, 0))
+        offset = count - kept if window.newest_first else 0
+        timestamps = first + res * (offset + np.arange(kept, dtype=np.int64))
+        return timestamps, kept < count
+
+    def values_at(self, timestamps: np.ndarray) -> np.ndarray:
+        """The series' values at the given epoch-ms timestamps (a pure function)."""
+        t = np.asarray(timestamps, dtype=np.int64)
+        phase = ((t - self.phase_ms) % self.period_ms) / self.period_ms
+        values = self.baseline + self.amplitude * _wave(self.wave, phase)
+        if self.trend_per_day:
+            values = values + self.trend_per_day * ((t - TREND_ORIGIN_MS) / DAY_MS)
+        if self.noise:
+            values = values + self.noise * _noise(self.seed, t)
+        if self.spike_rate and self.spike_height:
+            spikes = _uniform(self.seed, t, salt=3) < self.spike_rate
+            values = values + np.where(spikes, self.spike_height, 0.0)
+        if self.minimum is not None or self.maximum is not None:
+            values = np.clip(values, self.minimum, self.maximum)
+        return values
+
+
+def _wave(wave: Wave, phase: np.ndarray) -> np.ndarray:
+    if wave is Wave.SINE:
+        return np.sin(2 * np.pi * phase)
+    if wave is Wave.SQUARE:
+        return np.where(phase < 0.5, 1.0, -1.0)
+    if wave is Wave.SAWTOOTH:
+        return 2.0 * phase - 1.0
+    if wave is Wave.TRIANGLE:
+        return 4.0 * np.abs(phase - 0.5) - 1.0
+    return np.zeros_like(phase)
+
+
+_MASK64 = (1 << 64) - 1
+_GOLDEN = 0x9E3779B97F4A7C15
+
+
+def _hash(seed: int, t: np.ndarray, salt: int) -> np.ndarray:
+    """64 well-mixed bits per timestamp: splitmix64 of ``t`` offset by (seed, salt)."""
+    offset = np.uint64((((seed << 8) | salt) * _GOLDEN) & _MASK64)
+    z = t.astype(np.uint64) + offset
+    z ^= z >> np.uint64(30)
+    z *= np.uint64(0xBF58476D1CE4E5B9)
+    z ^= z >> np.uint64(27)
+    z *= np.uint64(0x94D049BB133111EB)
+    z ^= z >> np.uint64(31)
+    return z
+
+
+def _uniform(seed: int, t: np.ndarray, salt: int) -> np.ndarray:
+    """Uniform [0, 1) numbers, one per timestamp."""
+    return (_hash(seed, t, salt) >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+
+
+_TWO32 = float(1 << 32)
+_TRIANGULAR_SCALE = np.sqrt(6.0)
+
+
+def _noise(seed: int, t: np.ndarray) -> np.ndarray:
+    """Zero-mean, unit-variance noise per timestamp.
+
+    The sum of two independent uniforms (the two 32-bit halves of one hash) has a
+    triangular distribution; scaled by sqrt(6) its variance is 1. Bell-shaped enough
+    for telemetry noise and several times cheaper than Box-Muller.
+    """
+    z = _hash(seed, t, salt=1)
+    low = (z & np.uint64(0xFFFFFFFF)).astype(np.float64)
+    high = (z >> np.uint64(32)).astype(np.float64)
+    return ((low + high) / _TWO32 - 1.0) * _TRIANGULAR_SCALE
+
+
+# The default catalog: the tutorial's component ``a-host`` and two more hosts, each
+# with hierarchical metric names so ``cpu.*`` is a meaningful FieldValuePattern.
+DEFAULT_HOSTS: tuple[dict[str, FieldScalar], ...] = (
+    {"host": "a-host", "region": "eu-west", "cores": 4.0, "production": True},
+    {"host": "b-host", "region": "eu-west", "cores": 8.0, "production": True},
+    {"host": "c-host", "region": "us-east", "cores": 2.0, "production": False},
+)
+DEFAULT_METRICS: tuple[tuple[str, dict[str, FieldScalar], SeriesShape], ...] = (
+    ("cpu.user", {}, SeriesShape(baseline=35, amplitude=15, noise=3, minimum=0, maximum=100)),
+    (
+        "cpu.system",
+        {},
+        SeriesShape(baseline=12, amplitude=4, phase_ms=900_000, noise=1.5, minimum=0, maximum=100),
+    ),
+    (
+        "mem.used",
+        {},
+        SeriesShape(
+            wave=Wave.SAWTOOTH,
+            baseline=2048,
+            amplitude=128,
+            period_ms=6 * 3_600_000,
+            noise=16,
+            trend_per_day=4,
+            minimum=0,
+        ),
+    ),
+    (
+        "net.bytes_in",
+        {"interface": "eth0"},
+        SeriesShape(
+            baseline=500_000,
+            amplitude=200_000,
+            period_ms=DAY_MS,
+            noise=30_000,
+            spike_rate=0.01,
+            spike_height=1_000_000,
+            minimum=0,
+        ),
+    ),
+)
+
+
+def default_series() -> list[tuple[LabeledSeries, SeriesShape]]:
+    """Hosts x metrics; each series gets its own seed and phase, derived from its key."""
+    out = []
+    for index, host in enumerate(DEFAULT_HOSTS):
+        for metric, extra, shape in DEFAULT_METRICS:
+            key = f"{host['host']}/{metric}"
+            labels = {"host": host["host"], "metric": metric, **extra, **host}
+            seeded = shape.replace(
+                seed=zlib.crc32(key.encode()), phase_ms=shape.phase_ms + index * 420_000
+            )
+            out.append((LabeledSeries(key, labels), seeded))
+    return out
+
+
+class SyntheticSource(TelemetrySource):
+    """Serves a catalog of synthetic series; parameters can change while it serves.
+
+    ``set_shape`` may be called from any thread (the notebook's widgets do): shapes
+    are immutable and swapped whole under a lock, so a request sees either the old
+    or the new shape of a series, never a mix.
+    """
+
+    def __init__(self, series: Sequence[tuple[LabeledSeries, SeriesShape]] | None = None) -> None:
+        pairs = list(series) if series is not None else default_series()
+        self.catalog = SeriesCatalog([s for s, _ in pairs])
+        self._shapes: dict[str, SeriesShape] = {s.key: shape for s, shape in pairs}
+        self._lock = threading.Lock()
+
+    def shape(self, match: Mapping[str, FieldScalar] | None = None) -> SeriesShape:
+        """The shape of the first series whose labels include ``match``."""
+        return self._shapes[self._matching(match or {})[0]]
+
+    def set_shape(self, match: Mapping[str, FieldScalar] | None = None, **changes: Any) -> int:
+        """Change parameters of every series whose labels include ``match``; returns how many.
+
+        Raises ValueError (nothing changed) for unknown parameters or invalid values.
+        """
+        keys = self._matching(match or {})
+        with self._lock:
+            updated = {k: self._shapes[k].replace(**changes) for k in keys}
+            self._shapes.update(updated)
+        return len(updated)
+
+    def _matching(self, match: Mapping[str, FieldScalar]) -> list[str]:
+        keys = [
+            s.key
+            for s in self.catalog.series
+            if all(s.labels.get(k) == v for k, v in match.items())
+        ]
+        if not keys:
+            raise KeyError(f"no series has labels {dict(match)}")
+        return keys
+
+    async def test_connection(self, connection_details: ConnectionDetails) -> None:
+        return None
+
+    async def field_names(
+        self, query: FieldNamesQuery, connection_details: ConnectionDetails
+    ) -> list[FieldDescriptor]:
+        return self.catalog.field_names(query.conditions)
+
+    async def field_values(
+        self, query: FieldValuesQuery, connection_details: ConnectionDetails
+    ) -> list[FieldValueOption]:
+        return self.catalog.field_values(query)
+
+    async def points(
+        self, query: MetricsQuery, window: PointWindow, connection_details: ConnectionDetails
+    ) -> Points:
+        series = self.catalog.select(query.conditions, query.metric_field)[0]
+        shape = self._shapes[series.key]
+        timestamps, truncated = shape.grid(window)
+        return Points(timestamps, shape.values_at(timestamps), truncated)
