@@ -43,9 +43,9 @@ class Limits:
     """Bounds on the work and memory of one request.
 
     ``max_points`` caps the raw points a source computes or fetches per metric
-    request (about 16 bytes each); past it the answer is cut with ``isPartial``.
-    The default covers 30 days at 1-second resolution... almost: 1,000,000 points is
-    about 11.5 days at 1 s or 115 days at 10 s.
+    request (16 bytes each, so the default holds about 16 MB); past it the answer
+    is cut with ``isPartial``. 1,000,000 points are 115 days at 10-second
+    resolution, so every range StackState's UI asks at once fits.
     """
 
     max_points: int = 1_000_000
@@ -55,9 +55,7 @@ class Limits:
             raise ValueError("max_points must be at least 1")
 
 
-async def answer(
-    request: MirrorRequest, source: TelemetrySource, limits: Limits
-) -> MirrorResponse:
+async def answer(request: MirrorRequest, source: TelemetrySource, limits: Limits) -> MirrorResponse:
     """The response to ``request``; protocol errors propagate as MirrorError."""
     details = request.connection_details
     if isinstance(request, TestConnectionRequest):

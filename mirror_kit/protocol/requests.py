@@ -61,9 +61,7 @@ class Aggregation:
         except ValueError:
             names = ", ".join(m.value for m in AggregationMethod)
             raise invalid(f"{path}.method", f"must be one of {names}") from None
-        size = read.integer(
-            read.member(body, "bucketSizeMillis", path), f"{path}.bucketSizeMillis"
-        )
+        size = read.integer(read.member(body, "bucketSizeMillis", path), f"{path}.bucketSizeMillis")
         if size <= 0:
             raise invalid(f"{path}.bucketSizeMillis", "must be positive")
         return cls(method, size)

@@ -125,7 +125,7 @@ class RawMetricTelemetry:
     data_format: ClassVar[tuple[str, ...]] = ("value", "timestamp")
 
     def to_json(self) -> JsonObject:
-        points = list(map(list, zip(self.values.tolist(), self.timestamps.tolist())))
+        points = list(map(list, zip(self.values.tolist(), self.timestamps.tolist(), strict=False)))
         return {
             "points": points,
             "dataFormat": list(self.data_format),
@@ -158,7 +158,10 @@ class AggregatedMetricTelemetry:
 
     def to_json(self) -> JsonObject:
         points = list(
-            map(list, zip(self.values.tolist(), self.starts.tolist(), self.ends.tolist()))
+            map(
+                list,
+                zip(self.values.tolist(), self.starts.tolist(), self.ends.tolist(), strict=False),
+            )
         )
         return {
             "points": points,

@@ -147,9 +147,7 @@ def _value_from_json(body: Any, path: str) -> ConditionValue:
     if kind == "InSetValue":
         items = read.array(raw, vpath)
         return InSetValue(frozenset(read.string(x, f"{vpath}[{i}]") for i, x in enumerate(items)))
-    raise invalid(
-        f"{path}._type", "must be StringValue, DoubleValue, BooleanValue or InSetValue"
-    )
+    raise invalid(f"{path}._type", "must be StringValue, DoubleValue, BooleanValue or InSetValue")
 
 
 @dataclass(frozen=True)

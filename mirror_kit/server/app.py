@@ -56,9 +56,7 @@ def create_app(
 ) -> web.Application:
     """A mirror application serving ``source`` (the synthetic catalog by default)."""
     settings = settings or ServerSettings()
-    app = web.Application(
-        middlewares=[_mirror_middleware], client_max_size=settings.max_body_bytes
-    )
+    app = web.Application(middlewares=[_mirror_middleware], client_max_size=settings.max_body_bytes)
     app[SOURCE] = source if source is not None else SyntheticSource()
     app[SETTINGS] = settings
     app[REQUEST_LOG] = RequestLog(settings.log_size)
@@ -151,7 +149,9 @@ async def _mirror_middleware(request: web.Request, handler: Handler) -> web.Stre
     request.app[REQUEST_LOG].append(
         RequestLogEntry(
             time=arrived,
-            method=request.path.removeprefix("/api/") if request.method == "POST" else request.method,
+            method=request.path.removeprefix("/api/")
+            if request.method == "POST"
+            else request.method,
             path=request.path,
             summary=request.get(_SUMMARY, ""),
             status=response.status,

@@ -127,6 +127,4 @@ class SeriesCatalog:
 
 
 def _holds(series: LabeledSeries, conditions: Sequence[EqualityCondition]) -> bool:
-    return all(
-        c.key in series.labels and c.matches(series.labels[c.key]) for c in conditions
-    )
+    return all(c.key in series.labels and c.matches(series.labels[c.key]) for c in conditions)
