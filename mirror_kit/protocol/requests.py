@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar
 
 from . import _read as read
 from .errors import invalid
@@ -324,4 +324,4 @@ class MetricsRequest(_QueryRequest):
         return f"metric {how} where {describe_conditions(q.conditions)}"
 
 
-MirrorRequest = Union[TestConnectionRequest, FieldNamesRequest, FieldValuesRequest, MetricsRequest]
+MirrorRequest = TestConnectionRequest | FieldNamesRequest | FieldValuesRequest | MetricsRequest

@@ -8,7 +8,7 @@ so that sources and the aggregation never build per-point Python objects; only
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -190,7 +190,7 @@ def _columns(body: JsonObject, expected: tuple[str, ...]) -> list[int]:
     return [data_format.index(name) for name in expected]
 
 
-MetricTelemetry = Union[RawMetricTelemetry, AggregatedMetricTelemetry]
+MetricTelemetry = RawMetricTelemetry | AggregatedMetricTelemetry
 
 
 @dataclass(frozen=True)
@@ -215,6 +215,4 @@ class MetricsResponse:
         raise invalid("telemetry._type", "must be RawMetricTelemetry or AggregatedMetricTelemetry")
 
 
-MirrorResponse = Union[
-    TestConnectionResponse, FieldNamesResponse, FieldValuesResponse, MetricsResponse
-]
+MirrorResponse = TestConnectionResponse | FieldNamesResponse | FieldValuesResponse | MetricsResponse

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, ClassVar, Union
+from typing import Any, ClassVar
 
 from . import _read as read
 from .errors import UnsupportedFieldTypeError, invalid
@@ -56,7 +56,7 @@ class FieldDescriptor:
         }
 
 
-FieldScalar = Union[str, float, bool]
+FieldScalar = str | float | bool
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,7 @@ class InSetValue:
         return {"value": sorted(self.value), "_type": self.type_name}
 
 
-ConditionValue = Union[StringValue, DoubleValue, BooleanValue, InSetValue]
+ConditionValue = StringValue | DoubleValue | BooleanValue | InSetValue
 
 
 def as_text(value: FieldScalar) -> str:
@@ -220,7 +220,7 @@ class FieldValuePattern:
         return {"value": self.value, "_type": self.type_name}
 
 
-FieldValueOption = Union[CompleteValue, FieldValuePattern]
+FieldValueOption = CompleteValue | FieldValuePattern
 
 
 def field_value_option_from_json(body: Any, path: str) -> FieldValueOption:
