@@ -1,0 +1,32 @@
+# One command each: `make lab` (set up + open the tutorial), `make test` (set up + all tests).
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+
+.PHONY: setup lab serve test lint bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -e '.[test]'
+	touch $@
+
+setup: $(BIN)/.installed
+
+lab: setup
+	$(BIN)/jupyter lab notebooks/
+
+serve: setup
+	$(BIN)/python -m mirror_kit serve
+
+lint: setup
+	$(BIN)/ruff check .
+
+test: setup lint
+	$(BIN)/pytest
+
+bench: setup
+	$(BIN)/python bench/bench_mirror.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

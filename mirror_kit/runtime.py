@@ -1,0 +1,215 @@
+"""Start and stop a mirror from a notebook, a script or a test.
+
+The mirror runs on its own asyncio event loop in a background daemon thread. In
+Jupyter the kernel's own loop runs the cells: a server started there would stop
+serving whenever a cell makes a synchronous call to it (deadlock), and patching
+asyncio (nest_asyncio) drops queued cells on ipykernel 7. A private loop in a
+thread has neither problem, and behaves the same in scripts and pytest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import errno
+import threading
+from concurrent.futures import Future
+from dataclasses import replace
+from types import TracebackType
+from typing import Any
+
+from aiohttp import web
+
+from .server import (
+    DEFAULT_API_KEY,
+    DEFAULT_PORT,
+    REQUEST_LOG,
+    SETTINGS,
+    SOURCE,
+    ServerSettings,
+    create_app,
+)
+from .server.requestlog import RequestLog, RequestLogEntry
+from .sources import TelemetrySource
+
+START_TIMEOUT_S = 15.0
+STOP_TIMEOUT_S = 15.0
+
+
+class PortInUseError(OSError):
+    """The port is held by another program (not by a mirror of this process)."""
+
+
+class RunningMirror:
+    """A handle on a mirror serving in the background. Use ``stop()`` or ``with``."""
+
+    def __init__(
+        self,
+        app: web.Application,
+        runner: web.AppRunner,
+        loop: asyncio.AbstractEventLoop,
+        thread: threading.Thread,
+        host: str,
+        port: int,
+    ) -> None:
+        self.app = app
+        self.host = host
+        self.port = port
+        self._runner = runner
+        self._loop = loop
+        self._thread = thread
+        self._lock = threading.Lock()
+
+    @property
+    def url(self) -> str:
+        """The base URL to call; for an all-interfaces bind, the loopback address."""
+        shown = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+        if ":" in shown:
+            shown = f"[{shown}]"
+        return f"http://{shown}:{self.port}"
+
+    @property
+    def api_key(self) -> str:
+        return self.app[SETTINGS].api_key
+
+    @property
+    def source(self) -> TelemetrySource:
+        return self.app[SOURCE]
+
+    @property
+    def request_log(self) -> RequestLog:
+        return self.app[REQUEST_LOG]
+
+    def requests(self, last: int | None = None) -> list[RequestLogEntry]:
+        """The requests received, oldest first (the newest ``last`` if given)."""
+        return self.request_log.entries(last)
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self) -> None:
+        """Release the port, stop the loop, join its thread and close it. Idempotent."""
+        with self._lock:
+            if self._loop.is_closed():
+                return
+            if self._loop.is_running():
+                fut = asyncio.run_coroutine_threadsafe(_shutdown(self._runner), self._loop)
+                with contextlib.suppress(Exception):
+                    fut.result(STOP_TIMEOUT_S)
+                self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(STOP_TIMEOUT_S)
+            if not self._thread.is_alive():
+                self._loop.close()
+            _registry.pop((self.host, self.port), None)
+
+    def __enter__(self) -> RunningMirror:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self.running else "stopped"
+        return f"<RunningMirror {self.url} api_key={self.api_key!r} {state}>"
+
+
+#: Mirrors this process started, by (host, port): a restart on the same port stops
+#: the old one first, so re-running a notebook cell just works.
+_registry: dict[tuple[str, int], RunningMirror] = {}
+_registry_lock = threading.Lock()
+
+
+def start_mirror(
+    source: TelemetrySource | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    api_key: str = DEFAULT_API_KEY,
+    settings: ServerSettings | None = None,
+) -> RunningMirror:
+    """Start a mirror in a background thread and return once it accepts connections.
+
+    ``port=0`` picks a free port. Starting again on a port this process's mirror
+    holds restarts it; a port held by another program raises PortInUseError.
+    ``host="0.0.0.0"`` binds all interfaces (StackState in Docker reaches the host
+    that way) -- anyone who can reach the machine can then read the data.
+    """
+    settings = replace(settings or ServerSettings(), api_key=api_key)
+    with _registry_lock:
+        previous = _registry.get((host, port)) if port else None
+        if previous is not None:
+            previous.stop()
+        app = create_app(source, settings)
+        loop = asyncio.new_event_loop()
+        thread = threading.Thread(
+            target=_serve_forever, args=(loop,), name=f"mirror-kit:{port}", daemon=True
+        )
+        thread.start()
+        started: Future[tuple[web.AppRunner, int]] = asyncio.run_coroutine_threadsafe(
+            _start(app, host, port), loop
+        )
+        try:
+            runner, bound_port = started.result(START_TIMEOUT_S)
+        except BaseException as error:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(STOP_TIMEOUT_S)
+            loop.close()
+            if isinstance(error, OSError) and error.errno == errno.EADDRINUSE:
+                raise PortInUseError(
+                    errno.EADDRINUSE,
+                    f"port {port} on {host} is already in use by another program; "
+                    "stop it, or pass port=0 to pick a free port",
+                ) from None
+            raise
+        mirror = RunningMirror(app, runner, loop, thread, host, bound_port)
+        _registry[(host, bound_port)] = mirror
+        return mirror
+
+
+def running_mirrors() -> list[RunningMirror]:
+    """The mirrors this process has running."""
+    return list(_registry.values())
+
+
+def stop_all() -> None:
+    """Stop every mirror this process started (also run at interpreter exit)."""
+    for mirror in list(_registry.values()):
+        mirror.stop()
+
+
+atexit.register(stop_all)
+
+
+def _serve_forever(loop: asyncio.AbstractEventLoop) -> None:
+    asyncio.set_event_loop(loop)
+    loop.run_forever()
+
+
+async def _start(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, backlog=1024)
+    try:
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    addresses: list[Any] = runner.addresses
+    return runner, int(addresses[0][1]) if addresses else port
+
+
+async def _shutdown(runner: web.AppRunner) -> None:
+    await runner.cleanup()
+    loop = asyncio.get_running_loop()
+    tasks = [t for t in asyncio.all_tasks(loop) if t is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    await loop.shutdown_asyncgens()
