@@ -102,7 +102,8 @@ class RunningMirror:
             self._thread.join(STOP_TIMEOUT_S)
             if not self._thread.is_alive():
                 self._loop.close()
-            _registry.pop((self.host, self.port), None)
+            if _registry.get(self.port) is self:
+                del _registry[self.port]
 
     def __enter__(self) -> RunningMirror:
         return self
@@ -120,9 +121,9 @@ class RunningMirror:
         return f"<RunningMirror {self.url} api_key={self.api_key!r} {state}>"
 
 
-#: Mirrors this process started, by (host, port): a restart on the same port stops
-#: the old one first, so re-running a notebook cell just works.
-_registry: dict[tuple[str, int], RunningMirror] = {}
+#: Mirrors this process started, by port: a restart on the same port stops the old
+#: one first (whatever host name it was bound with), so re-running a cell just works.
+_registry: dict[int, RunningMirror] = {}
 _registry_lock = threading.Lock()
 
 
@@ -143,7 +144,7 @@ def start_mirror(
     """
     settings = replace(settings or ServerSettings(), api_key=api_key)
     with _registry_lock:
-        previous = _registry.get((host, port)) if port else None
+        previous = _registry.get(port) if port else None
         if previous is not None:
             previous.stop()
         app = create_app(source, settings)
@@ -168,8 +169,9 @@ def start_mirror(
                     "stop it, or pass port=0 to pick a free port",
                 ) from None
             raise
+        thread.name = f"mirror-kit:{bound_port}"
         mirror = RunningMirror(app, runner, loop, thread, host, bound_port)
-        _registry[(host, bound_port)] = mirror
+        _registry[bound_port] = mirror
         return mirror
 
 

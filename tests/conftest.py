@@ -9,7 +9,7 @@ import pytest
 
 matplotlib.use("Agg")  # here, not MPLBACKEND: that would leak into nbval's kernels
 
-from mirror_kit import MirrorClient, RunningMirror, start_mirror  # noqa: E402
+from mirror_kit import MirrorClient, RunningMirror, start_mirror
 
 #: 2026-01-01T00:00:00Z: a fixed instant so answers are reproducible.
 T0 = 1_767_225_600_000

@@ -7,9 +7,9 @@ pyproject.toml: if they drift apart, one of them gets a broken tutorial.
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 
+import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent

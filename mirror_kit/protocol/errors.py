@@ -37,6 +37,12 @@ class MirrorError(Exception):
     @staticmethod
     def from_json(body: dict[str, Any], http_status: int = 500) -> MirrorError:
         """Rebuild the exception a mirror's error body describes (used by the client)."""
+        error = MirrorError._from_body(body, http_status)
+        error.http_status = http_status
+        return error
+
+    @staticmethod
+    def _from_body(body: dict[str, Any], http_status: int) -> MirrorError:
         kind = body.get("_type")
         if kind == MetricStoreConnectionError.type_name:
             return MetricStoreConnectionError(str(body.get("details", "")))
