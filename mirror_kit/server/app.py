@@ -162,4 +162,5 @@ async def _mirror_middleware(request: web.Request, handler: Handler) -> web.Stre
 
 def _method_name(request: web.Request) -> str:
     """``metric``, ``field/name``... for the four methods; the HTTP method otherwise."""
-    return request.path.removeprefix("/api/") if request.method == "POST" else request.method
+    known = request.method == "POST" and request.path in ROUTES
+    return request.path.removeprefix("/api/") if known else request.method

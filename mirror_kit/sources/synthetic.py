@@ -61,16 +61,31 @@ class SeriesShape:
     maximum: float | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "wave", Wave(self.wave))
-        if int(self.resolution_ms) < 1 or int(self.period_ms) < 1:
+        try:
+            object.__setattr__(self, "wave", Wave(self.wave))
+            for name in _FLOATS:
+                object.__setattr__(self, name, _finite(name, getattr(self, name)))
+            for name in _OPTIONAL_FLOATS:
+                value = getattr(self, name)
+                if value is not None:
+                    object.__setattr__(self, name, _finite(name, value))
+            for name in _INTS:
+                object.__setattr__(self, name, _whole(name, getattr(self, name)))
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"invalid series shape: {error}") from None
+        if self.resolution_ms < 1 or self.period_ms < 1:
             raise ValueError("resolution_ms and period_ms must be at least 1")
         if self.noise < 0 or not 0.0 <= self.spike_rate <= 1.0:
             raise ValueError("noise must be >= 0 and spike_rate within [0, 1]")
-        object.__setattr__(self, "resolution_ms", int(self.resolution_ms))
-        object.__setattr__(self, "period_ms", int(self.period_ms))
-        object.__setattr__(self, "seed", int(self.seed) & 0xFFFFFFFF)
+        if self.minimum is not None and self.maximum is not None and self.minimum > self.maximum:
+            raise ValueError("minimum must not exceed maximum")
+        object.__setattr__(self, "seed", self.seed & 0xFFFFFFFF)
 
     def replace(self, **changes: Any) -> SeriesShape:
+        """A copy with ``changes``; ValueError for unknown parameters or invalid values."""
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise ValueError(f"unknown series parameters: {', '.join(sorted(unknown))}")
         return dataclasses.replace(self, **changes)
 
     def grid(self, window: PointWindow) -> tuple[np.ndarray, bool]:
@@ -98,6 +113,27 @@ class SeriesShape:
         if self.minimum is not None or self.maximum is not None:
             values = np.clip(values, self.minimum, self.maximum)
         return values
+
+
+_FLOATS = ("baseline", "amplitude", "noise", "trend_per_day", "spike_rate", "spike_height")
+_OPTIONAL_FLOATS = ("minimum", "maximum")
+_INTS = ("period_ms", "phase_ms", "seed", "resolution_ms")
+
+
+def _finite(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.number)):
+        raise TypeError(f"{name} must be a number, not {value!r}")
+    number = float(value)
+    if not np.isfinite(number):
+        raise ValueError(f"{name} must be finite")
+    return number
+
+
+def _whole(name: str, value: Any) -> int:
+    number = _finite(name, value)
+    if not number.is_integer():
+        raise ValueError(f"{name} must be a whole number")
+    return int(number)
 
 
 def _wave(wave: Wave, phase: np.ndarray) -> np.ndarray:

@@ -1,0 +1,96 @@
+"""Plots and ipywidgets panels for the mirror-kit notebooks.
+
+Everything shown is read from the mirror over HTTP (a ``MirrorClient``), so it is
+what StackState receives. Panels change a ``SyntheticSource``'s parameters and ask
+again. Use ``%matplotlib widget`` (ipympl) for live plots in panels; under the inline
+backend, panels redraw a PNG image instead. Usage::
+
+    from mirror_kit import start_mirror, MirrorClient
+    from mirror_kit.notebook import (
+        plot_stream, stream_figure, fetch_stream,
+        shaping_panel, stream_wizard, source_form, request_inspector,
+    )
+
+    mirror = start_mirror(port=0)
+    client = MirrorClient(mirror.url, api_key=mirror.api_key)
+
+    # a static figure (inline output): raw points + MEAN and MAX per 10 min
+    stream_figure(client, host="a-host", metric="cpu.user",
+                  methods=("MEAN", "MAX"), bucket_ms=600_000)
+
+    shaping_panel(mirror)             # sliders for one series + live plot
+    stream_wizard(mirror)             # StackState's stream wizard, over HTTP
+    source_form(mirror)               # values to copy + a working Test Connection
+    request_inspector(mirror)         # the last requests the mirror received
+
+Plots (``mirror_kit.notebook.plots``):
+
+* ``fetch_stream(client, *, start=None, end=None, methods=("MEAN",), bucket_ms=600_000,
+  raw=True, conditions=None, **condition_keywords) -> StreamData``
+* ``plot_stream(source, *, ax=None, tz=None, title=None, figsize=(8, 3), **query)
+  -> StreamPlot`` -- ``source`` is a MirrorClient (``query`` = fetch_stream's
+  arguments), a StreamData, or one MetricSeries.
+* ``stream_figure(source, *, tz=None, title=None, figsize=(8, 3), **query) -> Figure``
+* ``StreamPlot(ax, *, tz=None, title=None)``: ``.draw(data)`` updates the same line
+  artists (``.raw_line``, ``.aggregated_lines[method]``) and calls ``draw_idle``.
+* ``LiveStreamPlot(*, tz=None, title=None, figsize=(8, 3), interactive=None)``:
+  ``.widget``, ``.update(data)``, ``.figure``, ``.close()``.
+* ``step_xy(starts, ends, values)``, ``local_tz()``, ``to_datenums(ms)``.
+
+Panels (``mirror_kit.notebook.widgets``), each with ``.widget`` and ``.close()``:
+
+* ``shaping_panel(mirror, **options) -> ShapingPanel``: ``.select(host=..., metric=...)``,
+  ``.apply(**shape_changes) -> bool``, ``.refresh()``, ``.fetch()``, ``.shape``,
+  ``.data``, ``.message``.
+* ``stream_wizard(mirror, **options) -> StreamWizard``: ``.field_names()``,
+  ``.value_options(field, prefix=None)``, ``.choose_field(field)``,
+  ``.choose_value(option)``, ``.remove_condition(field=None)``, ``.clear()``,
+  ``.set_aggregation(method, bucket_ms)``, ``.refresh()``, ``.conditions``, ``.data``.
+* ``source_form(mirror, *, where="local") -> SourceForm``: ``.values()``,
+  ``.fill(url=, api_key=, details=, name=)``, ``.set_where(where)``,
+  ``.test() -> ConnectionCheck``; ``check_connection(url, api_key, details)`` is the
+  same check as a function.
+* ``request_inspector(mirror, *, rows=20, tz=None) -> RequestInspector``:
+  ``.refresh() -> str`` (the table's HTML), ``.entries()``.
+
+Pass ``tz=datetime.timezone.utc`` for reproducible time axes; the default is the
+machine's local timezone. Panels take ``debounce=0`` to redraw synchronously.
+"""
+
+from .form import ConnectionCheck, SourceForm, check_connection
+from .inspector import RequestInspector, requests_table_html
+from .plots import (
+    LiveStreamPlot,
+    StreamData,
+    StreamPlot,
+    fetch_stream,
+    local_tz,
+    plot_stream,
+    step_xy,
+    stream_figure,
+)
+from .shaping import ShapingPanel
+from .widgets import request_inspector, shaping_panel, source_form, stream_wizard
+from .wizard import StreamWizard
+
+__all__ = [
+    "ConnectionCheck",
+    "LiveStreamPlot",
+    "RequestInspector",
+    "ShapingPanel",
+    "SourceForm",
+    "StreamData",
+    "StreamPlot",
+    "StreamWizard",
+    "check_connection",
+    "fetch_stream",
+    "local_tz",
+    "plot_stream",
+    "request_inspector",
+    "requests_table_html",
+    "shaping_panel",
+    "source_form",
+    "step_xy",
+    "stream_figure",
+    "stream_wizard",
+]
