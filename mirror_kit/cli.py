@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from aiohttp import web
 
+from .conformance import command as check_command
 from .server import DEFAULT_API_KEY, DEFAULT_PORT, ServerSettings, create_app
 from .service import Limits
 
@@ -62,6 +63,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--max-body", type=int, default=ServerSettings().max_body_bytes, help="bytes per request"
     )
+    check = commands.add_parser(
+        "check", help="check any mirror as StackState would (exit 0 when nothing FAILs)"
+    )
+    check_command.add_arguments(check)
     return parser
 
 
@@ -85,6 +90,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "serve":
         return serve(args)
+    if args.command == "check":
+        return check_command.run(args)
     return 2  # pragma: no cover (argparse rejects unknown commands)
 
 

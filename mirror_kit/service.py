@@ -43,16 +43,24 @@ class Limits:
     """Bounds on the work and memory of one request.
 
     ``max_points`` caps the raw points a source computes or fetches per metric
-    request (16 bytes each, so the default holds about 16 MB); past it the answer
-    is cut with ``isPartial``. 1,000,000 points are 115 days at 10-second
-    resolution, so every range StackState's UI asks at once fits.
+    request (16 bytes each, so the default holds about 16 MB): 1,000,000 points are
+    115 days at 10-second resolution, so a month aggregated in one answer fits.
+    ``max_answer_points`` caps the points one answer carries (raw points or
+    buckets): JSON costs far more per point than numpy, and StackState follows
+    ``isPartial`` for the rest. Past either cap the answer is cut with ``isPartial``.
     """
 
     max_points: int = 1_000_000
+    max_answer_points: int = 50_000
 
     def __post_init__(self) -> None:
-        if self.max_points < 1:
-            raise ValueError("max_points must be at least 1")
+        if self.max_points < 1 or self.max_answer_points < 1:
+            raise ValueError("max_points and max_answer_points must be at least 1")
+
+    def answer_cap(self, limit: int | None) -> int:
+        """How many points an answer may carry given the query's ``limit``."""
+        cap = min(self.max_points, self.max_answer_points)
+        return cap if limit is None else min(limit, cap)
 
 
 async def answer(request: MirrorRequest, source: TelemetrySource, limits: Limits) -> MirrorResponse:
@@ -93,11 +101,10 @@ async def _metrics(
     q: MetricsQuery, source: TelemetrySource, limits: Limits, details: ConnectionDetails
 ) -> RawMetricTelemetry | AggregatedMetricTelemetry:
     if q.aggregation is None:
-        budget = limits.max_points if q.limit is None else min(q.limit, limits.max_points)
-        points = await _fetch(q, source, budget, details)
+        points = await _fetch(q, source, limits.answer_cap(q.limit), details)
         return _raw(points, q.latest_first)
     points = await _fetch(q, source, limits.max_points, details)
-    return _aggregated(q, points)
+    return _aggregated(q, points, limits.answer_cap(q.limit))
 
 
 async def _fetch(
@@ -121,7 +128,7 @@ def _raw(points: Points, latest_first: bool) -> RawMetricTelemetry:
     )
 
 
-def _aggregated(q: MetricsQuery, points: Points) -> AggregatedMetricTelemetry:
+def _aggregated(q: MetricsQuery, points: Points, cap: int) -> AggregatedMetricTelemetry:
     assert q.aggregation is not None
     size = q.aggregation.bucket_size_millis
     buckets = aggregate(points.timestamps, points.values, size, q.aggregation.method)
@@ -139,8 +146,8 @@ def _aggregated(q: MetricsQuery, points: Points) -> AggregatedMetricTelemetry:
                 f"one bucket of {size} ms holds more points than this mirror computes per "
                 "request (max_points); ask for smaller buckets or raise the cap",
             )
-    if q.limit is not None and len(starts) > q.limit:
-        keep = slice(len(starts) - q.limit, None) if q.latest_first else slice(0, q.limit)
+    if len(starts) > cap:
+        keep = slice(len(starts) - cap, None) if q.latest_first else slice(0, cap)
         starts, values, partial = starts[keep], values[keep], True
     step = -1 if q.latest_first else 1
     return AggregatedMetricTelemetry(

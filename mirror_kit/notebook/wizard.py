@@ -118,10 +118,14 @@ class StreamWizard(Panel):
 
         A FieldValuePattern refines: Field Values is asked again with it as prefix and
         the new options are returned. A complete value adds the condition ``field =
-        value``, updates the field list and the plot, and returns ``[]``.
+        value``, updates the field list and the plot, and returns ``[]``. A plain value
+        is looked up among the options offered, so ``"cpu.*"`` picks that pattern.
         """
         if self.field is None:
             raise ValueError("choose a field first")
+        offered = {o.value: o for o in self.options}
+        if not isinstance(option, (CompleteValue, FieldValuePattern)) and option in offered:
+            option = offered[option]
         if isinstance(option, FieldValuePattern):
             self.prefix = option.value
             self.options = self.value_options(self.field, self.prefix)

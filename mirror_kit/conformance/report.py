@@ -1,0 +1,173 @@
+"""The outcome of a conformance run: one result per check, as text, JSON or an HTML table.
+
+A report is what a mirror's author reads, so every line says what was checked
+(the check id and the part of MIRROR_API.md it verifies), what went wrong, and the
+request that showed it, so it can be replayed with ``curl``.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+#: Shown requests are cut here in text and HTML (the JSON report keeps them whole).
+SHOWN_REQUEST_CHARS = 400
+
+
+class Status(str, Enum):
+    """PASS and SKIP never fail a run; WARN flags a deviation StackState tolerates."""
+
+    PASS = "PASS"
+    WARN = "WARN"
+    FAIL = "FAIL"
+    SKIP = "SKIP"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One check's verdict: ``request`` is the offending request (``POST path body``)."""
+
+    check: str
+    status: Status
+    reason: str
+    spec: str
+    request: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        body = asdict(self)
+        body["status"] = self.status.value
+        return body
+
+
+@dataclass(frozen=True)
+class Report:
+    """All results of one run against ``url``, in the order the checks are listed."""
+
+    url: str
+    start_time: int
+    end_time: int
+    results: tuple[CheckResult, ...]
+    conditions: str = ""
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """True when no check FAILed: the CLI's exit code 0."""
+        return not any(r.status is Status.FAIL for r in self.results)
+
+    def counts(self) -> dict[str, int]:
+        counted = Counter(r.status for r in self.results)
+        return {s.value: counted.get(s, 0) for s in Status}
+
+    def with_status(self, status: Status) -> list[str]:
+        """The ids of the checks that ended with ``status``."""
+        return [r.check for r in self.results if r.status is status]
+
+    def result(self, check: str) -> CheckResult:
+        for r in self.results:
+            if r.check == check:
+                return r
+        raise KeyError(check)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "startTime": self.start_time,
+            "endTime": self.end_time,
+            "conditions": self.conditions,
+            "ok": self.ok,
+            "counts": self.counts(),
+            "facts": self.facts,
+            "results": [r.to_json() for r in self.results],
+        }
+
+    def write_json(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_json(), indent=2) + "\n", encoding="utf-8")
+
+    def lines(self) -> list[str]:
+        """The text report: a header, one line per check (plus its request), a summary."""
+        width = max((len(r.check) for r in self.results), default=10)
+        out = [
+            f"mirror-kit check {self.url}",
+            f"  range {_utc(self.start_time)} .. {_utc(self.end_time)} "
+            f"({self.start_time} .. {self.end_time} ms)",
+            f"  conditions found: {self.conditions or '(none)'}",
+        ]
+        for r in self.results:
+            out.append(f"{r.status.value:4}  {r.check:{width}}  {r.reason}  [{r.spec}]")
+            if r.request and r.status in (Status.FAIL, Status.WARN):
+                out.append(f"{'':4}  {'':{width}}  request: {shorten(r.request)}")
+        counts = self.counts()
+        summary = ", ".join(f"{counts[s.value]} {s.value}" for s in Status)
+        out.append(f"{len(self.results)} checks: {summary} -> {'OK' if self.ok else 'FAILED'}")
+        return out
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines())
+
+    def _repr_html_(self) -> str:
+        return report_table(self).html
+
+
+@dataclass(frozen=True)
+class HtmlTable:
+    """HTML a notebook renders (``_repr_html_``); ``str()`` gives the markup."""
+
+    html: str
+
+    def _repr_html_(self) -> str:
+        return self.html
+
+    def __str__(self) -> str:
+        return self.html
+
+
+_COLOURS = {
+    Status.PASS: "#d4edda",
+    Status.WARN: "#fff3cd",
+    Status.FAIL: "#f8d7da",
+    Status.SKIP: "#e2e3e5",
+}
+
+
+def report_table(report: Report) -> HtmlTable:
+    """The report as an HTML table for a notebook cell; every mirror text is escaped."""
+    rows = [
+        "<tr>"
+        f'<td style="background:{_COLOURS[r.status]};font-weight:bold">{r.status.value}</td>'
+        f"<td><code>{html.escape(r.check)}</code></td>"
+        f"<td>{html.escape(r.reason)}"
+        + (
+            f"<br><small><code>{html.escape(shorten(r.request))}</code></small>"
+            if r.request and r.status in (Status.FAIL, Status.WARN)
+            else ""
+        )
+        + f"</td><td><small>{html.escape(r.spec)}</small></td></tr>"
+        for r in report.results
+    ]
+    counts = report.counts()
+    caption = html.escape(
+        f"{report.url}: " + ", ".join(f"{counts[s.value]} {s.value}" for s in Status)
+    )
+    return HtmlTable(
+        '<table class="mirror-kit-conformance">'
+        f"<caption>{caption}</caption>"
+        "<thead><tr><th>status</th><th>check</th><th>finding</th>"
+        "<th>MIRROR_API.md</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _utc(millis: int) -> str:
+    moment = datetime.fromtimestamp(millis / 1000, tz=timezone.utc)
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def shorten(text: str, limit: int = SHOWN_REQUEST_CHARS) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."

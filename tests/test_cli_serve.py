@@ -1,0 +1,149 @@
+"""``python -m mirror_kit serve`` as the tutorial's reader runs it: a real process.
+
+The process is started on a free loopback port, asked the four methods over HTTP,
+then stopped with SIGINT (Ctrl-C) and must exit with status 0 having printed what
+to type into StackState's Mirror source form.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import HOUR, T0
+from mirror_wire import (
+    CONNECTION,
+    FIELD_NAMES,
+    FIELD_VALUES,
+    METRIC,
+    assert_aggregated_shape,
+    assert_connection_ok,
+    assert_error,
+    assert_field_names_shape,
+    assert_field_values_shape,
+    assert_raw_shape,
+    connection_body,
+    field_names_body,
+    field_values_body,
+    metrics_body,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+READY_TIMEOUT_S = 20.0
+EXIT_TIMEOUT_S = 20.0
+
+
+def free_port() -> int:
+    """A port nobody listens on now (the kernel picks it; closed again for the server)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Served:
+    """A ``serve`` process and the URL it answers on."""
+
+    def __init__(self, *extra: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        command = [sys.executable, "-m", "mirror_kit", "serve", "--port", str(self.port), *extra]
+        self.process = subprocess.Popen(
+            command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+
+    def wait_ready(self, http: httpx.Client) -> httpx.Response:
+        """Poll Test Connection until it answers: bounded in attempts and time."""
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        for _ in range(400):
+            assert self.process.poll() is None, self.process.communicate()
+            try:
+                return http.post(CONNECTION, json=connection_body())
+            except httpx.TransportError:
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
+        raise AssertionError(f"serve did not answer on {self.url}")
+
+    def interrupt(self) -> tuple[int, str, str]:
+        """Ctrl-C; return (exit status, stdout, stderr)."""
+        self.process.send_signal(signal.SIGINT)
+        out, err = self.process.communicate(timeout=EXIT_TIMEOUT_S)
+        return self.process.returncode, out, err
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.communicate(timeout=EXIT_TIMEOUT_S)
+
+
+@pytest.fixture
+def served() -> Iterator[Served]:
+    process = Served()
+    try:
+        yield process
+    finally:
+        process.kill()
+
+
+def test_serve_answers_the_four_methods_and_stops_on_ctrl_c(served: Served) -> None:
+    with httpx.Client(base_url=served.url, timeout=10) as http:
+        first = served.wait_ready(http)
+        assert first.status_code == 200 and first.headers["X-MIRROR-API-KEY"] == "api_key"
+        assert_connection_ok(first.json())
+        where = {"host": "a-host", "metric": "cpu.user"}
+        answers = [
+            http.post(FIELD_NAMES, json=field_names_body(T0, T0 + HOUR, {"host": "a-host"})),
+            http.post(FIELD_VALUES, json=field_values_body("metric", T0, T0 + HOUR)),
+            http.post(METRIC, json=metrics_body(T0, T0 + HOUR, where)),
+            http.post(
+                METRIC, json=metrics_body(T0, T0 + HOUR, where, method="MAX", bucket_ms=HOUR)
+            ),
+            http.post(METRIC, json={"connectionDetails": {}}),
+            http.get(METRIC),
+        ]
+    assert [a.status_code for a in answers] == [200, 200, 200, 200, 400, 405]
+    assert all(a.headers["x-mirror-api-key"] == "api_key" for a in answers)
+    names, values, raw, aggregated, missing, get = (a.json() for a in answers)
+    assert_field_names_shape(names)
+    assert_field_values_shape(values)
+    assert_raw_shape(raw)
+    assert len(raw["telemetry"]["points"]) == 360
+    assert_aggregated_shape(aggregated)
+    assert len(aggregated["telemetry"]["points"]) == 1
+    assert_error(missing, "RemoteMirrorError")
+    assert_error(get, "RemoteMirrorError")
+
+    status, out, err = served.interrupt()
+    assert status == 0, err
+    assert "Traceback" not in err
+    assert f"http://127.0.0.1:{served.port}" in out
+    assert re.search(r"Api Key:\s+api_key$", out, re.MULTILINE), out
+    assert re.search(r"Connection details JSON:\s+\{\}$", out, re.MULTILINE), out
+    assert re.search(rf"Mirror URL:\s+http://host\.docker\.internal:{served.port}\b", out), out
+
+
+def test_serve_with_custom_key_and_caps() -> None:
+    served = Served("--api-key", "sekr3t", "--max-points", "100", "--max-body", "2048")
+    try:
+        with httpx.Client(base_url=served.url, timeout=10) as http:
+            assert served.wait_ready(http).headers["X-MIRROR-API-KEY"] == "sekr3t"
+            where = {"host": "a-host"}
+            cut = http.post(METRIC, json=metrics_body(T0, T0 + HOUR, where))
+            big = http.post(CONNECTION, json={"connectionDetails": {"pad": "x" * 4096}})
+        assert cut.headers["X-MIRROR-API-KEY"] == "sekr3t"
+        telemetry = cut.json()["telemetry"]
+        assert len(telemetry["points"]) == 100 and telemetry["isPartial"] is True
+        assert big.status_code == 413 and big.headers["X-MIRROR-API-KEY"] == "sekr3t"
+        status, out, err = served.interrupt()
+        assert status == 0, err
+        assert re.search(r"Api Key:\s+sekr3t$", out, re.MULTILINE), out
+    finally:
+        served.kill()

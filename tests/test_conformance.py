@@ -1,0 +1,273 @@
+"""The conformance checker: the kit's mirror passes, each broken mirror fails its check.
+
+Every check that can FAIL is proven able to fail by a mirror broken in that one
+way (tests/broken_mirrors.py); the sample-style stdlib mirror gets exactly the
+findings its documented behaviour implies.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from broken_mirrors import (
+    API_KEY,
+    BROKEN,
+    TOKEN,
+    AnswersHtml,
+    AnswersJsonOddities,
+    ErrorsWithStatus200,
+    HangsOnMetrics,
+    Mirror,
+    Noisy,
+    RequiresToken,
+    serving,
+)
+from conftest import HOUR, T0
+from sample_style_mirror import serve_sample_style
+
+from mirror_kit import RunningMirror, start_mirror
+from mirror_kit.cli import main
+from mirror_kit.conformance import (
+    CHECK_IDS,
+    Report,
+    Status,
+    report_table,
+    run_checks,
+    validate,
+)
+from mirror_kit.protocol import Aggregation, AggregationMethod, MetricsQuery
+
+#: Client timeout against the test mirrors: they answer at once unless they hang.
+TIMEOUT = 1.0
+
+
+def check_broken(mirror: Mirror, **options: object) -> Report:
+    with serving(mirror.app()) as url:
+        return run_checks(url, api_key=API_KEY, timeout=TIMEOUT, **options)  # type: ignore[arg-type]
+
+
+def test_kit_mirror_passes_every_check(mirror: RunningMirror) -> None:
+    report = run_checks(mirror.url, api_key=mirror.api_key)
+    assert [r.check for r in report.results] == list(CHECK_IDS)
+    assert {r.check: r.status for r in report.results} == {c: Status.PASS for c in CHECK_IDS}
+    assert report.ok and report.conditions == "host=a-host"
+    assert all(r.spec.startswith("MIRROR_API.md § ") for r in report.results)
+
+
+def test_fixed_range_and_bucket(mirror: RunningMirror) -> None:
+    report = run_checks(
+        mirror.url, api_key=mirror.api_key, start=T0, end=T0 + HOUR, bucket_ms=600_000
+    )
+    assert (report.start_time, report.end_time) == (T0, T0 + HOUR)
+    assert report.with_status(Status.PASS) == list(CHECK_IDS)
+    assert "360 raw points" in report.result("discovery").reason
+    assert "6 windows" in report.result("metrics.aggregated").reason
+
+
+@pytest.mark.parametrize(
+    ("broken", "check"), BROKEN, ids=[f"{cls.__name__}-{check}" for cls, check in BROKEN]
+)
+def test_broken_mirror_fails_exactly_its_check(broken: type[Mirror], check: str) -> None:
+    report = check_broken(broken())
+    assert report.with_status(Status.FAIL) == [check]
+    failed = report.result(check)
+    assert failed.request is not None and failed.request.startswith("POST /api/")
+    assert not report.ok
+
+
+def test_every_check_that_can_fail_has_a_broken_mirror() -> None:
+    """Only determinism never FAILs (the tutorial's sample is random by design)."""
+    assert {check for _, check in BROKEN} == set(CHECK_IDS) - {"determinism"}
+
+
+def test_random_values_only_warn_determinism() -> None:
+    report = check_broken(Noisy())
+    assert report.with_status(Status.WARN) == ["determinism"]
+    assert report.ok and "differ" in report.result("determinism").reason
+
+
+def test_error_bodies_with_status_200_only_warn() -> None:
+    report = check_broken(ErrorsWithStatus200())
+    assert report.with_status(Status.WARN) == [
+        "bad-input.malformed-json",
+        "bad-input.missing-query",
+    ]
+    assert report.with_status(Status.SKIP) == ["api-key.error"]
+    assert report.ok
+
+
+def test_nothing_listening_fails_reachability_and_skips_the_rest() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    report = run_checks(f"http://127.0.0.1:{port}", timeout=TIMEOUT)
+    assert report.with_status(Status.FAIL) == ["reachability"]
+    assert report.with_status(Status.SKIP) == list(CHECK_IDS[1:])
+    assert report.facts["requests"] == 1
+
+
+@pytest.mark.parametrize("broken", [AnswersHtml, HangsOnMetrics, AnswersJsonOddities])
+def test_garbage_hangs_and_oddities_give_fail_lines_not_crashes(broken: type[Mirror]) -> None:
+    report = check_broken(broken())
+    assert [r.check for r in report.results] == list(CHECK_IDS)
+    assert not report.ok
+    assert not [r.reason for r in report.results if "could not interpret" in r.reason]
+
+
+def test_a_hung_path_is_given_up_on_and_the_others_still_checked() -> None:
+    report = check_broken(HangsOnMetrics())
+    assert "not sent: /api/metric did not answer 2 requests within 1 s" in (
+        report.result("bad-input.malformed-json").reason
+    )
+    assert report.result("discovery").status is Status.FAIL
+    assert report.result("field-values.paging").status is Status.PASS
+    assert report.with_status(Status.FAIL) == [
+        "discovery",
+        "bad-input.malformed-json",
+        "bad-input.missing-query",
+    ]
+    assert report.result("requests.untyped").reason.startswith("all 3 requests")
+
+
+def test_sample_style_mirror_findings() -> None:
+    """Random values, ~50 points whatever is asked, unguarded parsing of metric bodies."""
+    with serve_sample_style() as url:
+        report = run_checks(url, api_key="api_key", timeout=5.0)
+    assert report.with_status(Status.FAIL) == [
+        "field-values.prefix",  # value1 and cpu.* whatever the prefix
+        "field-values.paging",  # both values whatever limit/offset
+        "metrics.aggregated",  # windows of range/50, not bucketSizeMillis
+        "metrics.limit.raw",  # ignores limit
+        "metrics.limit.aggregated",
+        "bad-input.malformed-json",  # json.loads raises: connection closed, no answer
+        "bad-input.missing-query",  # KeyError: the same
+    ]
+    assert report.with_status(Status.WARN) == [
+        "field-values",  # 'value1' offered for the BOOLEAN and NUMBER fields
+        "determinism",  # new random values on every call
+    ]
+    assert report.with_status(Status.SKIP) == [
+        "metrics.continuation.raw",  # needs an honoured limit
+        "metrics.continuation.aggregated",
+        "api-key.error",  # it never answers an error
+    ]
+    assert report.conditions == "field1=value1"
+    assert "limit 16 answered 50 points" in report.result("metrics.limit.raw").reason
+
+
+def test_api_key_compared_when_given_and_checked_for_presence_otherwise(
+    mirror: RunningMirror,
+) -> None:
+    wrong = run_checks(mirror.url, api_key="other-key")
+    assert wrong.with_status(Status.FAIL) == ["api-key.success", "api-key.error"]
+    assert "'api_key', expected 'other-key'" in wrong.result("api-key.success").reason
+    unknown = run_checks(mirror.url)
+    assert unknown.ok and "['api_key']" in unknown.result("api-key.success").reason
+
+
+def test_connection_details_are_sent_with_every_request() -> None:
+    details = {"token": TOKEN}
+    assert check_broken(RequiresToken(), connection_details=details).with_status(
+        Status.PASS
+    ) == list(CHECK_IDS)
+    without = check_broken(RequiresToken())
+    assert without.result("test-connection").status is Status.FAIL
+    assert "MetricStoreConnectionError" in without.result("test-connection").reason
+
+
+async def test_run_checks_works_inside_a_running_event_loop() -> None:
+    """As in a notebook cell: the checker is blocking, never asyncio.run."""
+    with start_mirror(port=0) as running:
+        report = run_checks(running.url, api_key=running.api_key)
+    assert report.ok and report.with_status(Status.PASS) == list(CHECK_IDS)
+
+
+def test_html_table_escapes_mirror_text() -> None:
+    report = check_broken(AnswersHtml())
+    table = report_table(report)
+    assert table.html == report._repr_html_() == str(table)
+    assert table.html.count("<tr>") == len(CHECK_IDS) + 1  # a header row and one per check
+    assert "&lt;html&gt;hello&lt;/html&gt;" in table.html and "<html>hello" not in table.html
+
+
+def test_cli_exit_codes_and_json(mirror: RunningMirror, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "report.json"
+    code = main(["check", mirror.url, "--api-key", mirror.api_key, "--json", str(out)])
+    printed = capsys.readouterr().out.splitlines()
+    assert code == 0
+    assert sum(line.startswith("PASS  ") for line in printed) == len(CHECK_IDS)
+    saved = json.loads(out.read_text())
+    assert saved["ok"] is True and saved["counts"]["PASS"] == len(CHECK_IDS)
+    assert [r["check"] for r in saved["results"]] == list(CHECK_IDS)
+    with serving(Noisy().app()) as url:
+        assert main(["check", url, "--api-key", "wrong"]) == 1
+    assert "FAIL  api-key.success" in capsys.readouterr().out
+
+
+def test_cli_range_in_iso_and_bad_details(mirror: RunningMirror, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "r.json"
+    args = ["--start", "2026-01-01T00:00:00Z", "--end", "2026-01-01T01:00:00", "--json", str(out)]
+    assert main(["check", mirror.url, *args]) == 0
+    saved = json.loads(out.read_text())
+    assert (saved["startTime"], saved["endTime"]) == (T0, T0 + HOUR)
+    with pytest.raises(SystemExit) as exited:
+        main(["check", mirror.url, "--connection-details", "[1]"])
+    assert exited.value.code == 2
+    assert main(["check", mirror.url, "--start", str(T0), "--end", str(T0)]) == 2
+    assert "range must not be empty" in capsys.readouterr().err
+
+
+def test_python_dash_m_against_a_broken_mirror() -> None:
+    with serving(BROKEN[2][0]().app()) as url:
+        done = subprocess.run(
+            [sys.executable, "-m", "mirror_kit", "check", url, "--api-key", API_KEY],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 1, done.stderr
+    assert "FAIL  api-key.success" in done.stdout and "-> FAILED" in done.stdout
+
+
+def _raw(points: list[list[float]], fmt: tuple[str, ...] = ("value", "timestamp")) -> dict:
+    telemetry = {"points": points, "dataFormat": list(fmt), "isPartial": False}
+    telemetry["_type"] = "RawMetricTelemetry" if len(fmt) == 2 else "AggregatedMetricTelemetry"
+    return {"telemetry": telemetry, "_type": "MetricsResponse"}
+
+
+RAW_QUERY = MetricsQuery(1000, 5000)
+AGG_QUERY = MetricsQuery(1000, 5000, aggregation=Aggregation(AggregationMethod.MAX, 1000))
+WINDOWS = ("value", "startTimestamp", "endTimestamp")
+
+
+@pytest.mark.parametrize(
+    ("body", "query", "status", "words"),
+    [
+        (_raw([[1.0, 1000], [2.0, 2000]]), RAW_QUERY, None, ""),
+        (_raw([[1000, 1.0]], ("timestamp", "value")), RAW_QUERY, None, ""),
+        (_raw([[1.0, 999]]), RAW_QUERY, Status.FAIL, "outside [1000, 5000]"),
+        (_raw([[1.0, 3000], [2.0, 2000]]), RAW_QUERY, Status.FAIL, "not in time order"),
+        (_raw([[1.0, 2000], [2.0, 2000]]), RAW_QUERY, Status.WARN, "occur twice"),
+        (_raw([[1.0, 2000.5]]), RAW_QUERY, Status.FAIL, "not integer epoch ms"),
+        (_raw([[True, 2000]]), RAW_QUERY, Status.FAIL, "not a number"),
+        (_raw([[1.0, 2000]], ("value", "time")), RAW_QUERY, Status.FAIL, "dataFormat"),
+        (_raw([[1.0, 2000]]), AGG_QUERY, Status.FAIL, "expected 'AggregatedMetricTelemetry'"),
+        (_raw([[1.0, 1000, 2000], [1.0, 2000, 3000]], WINDOWS), AGG_QUERY, None, ""),
+        (_raw([[1.0, 0, 1000]], WINDOWS), AGG_QUERY, Status.FAIL, "windows outside"),
+        (_raw([[1.0, 2000, 3000], [1.0, 1000, 2000]], WINDOWS), AGG_QUERY, Status.FAIL, "order"),
+        (_raw([[1.0, 1000, 2500], [1, 2000, 3500]], WINDOWS), AGG_QUERY, Status.FAIL, "1000 long"),
+        (_raw([[1.0, 1000, 2000], [1, 1500, 2500]], WINDOWS), AGG_QUERY, Status.FAIL, "overlap"),
+    ],
+)
+def test_telemetry_validation(body: dict, query: MetricsQuery, status, words: str) -> None:
+    problems = validate.telemetry(body, query)
+    if status is None:
+        assert problems == []
+    else:
+        assert problems[0].status is status and words in problems[0].message, problems
