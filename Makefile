@@ -27,6 +27,7 @@ test: setup lint
 
 bench: setup
 	$(BIN)/python bench/bench_mirror.py
+	$(BIN)/python bench/bench_prometheus.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -7,6 +7,7 @@ API key ``api_key``; it prints what to paste into StackState's Mirror source for
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from collections.abc import Sequence
 
@@ -15,6 +16,15 @@ from aiohttp import web
 from .conformance import command as check_command
 from .server import DEFAULT_API_KEY, DEFAULT_PORT, ServerSettings, create_app
 from .service import Limits
+from .sources import (
+    CsvSource,
+    PrometheusSource,
+    RoutingSource,
+    SyntheticSource,
+    TelemetrySource,
+    csv_factory,
+)
+from .sources.routing import SourceFactory
 
 ALL_INTERFACES = "0.0.0.0"
 
@@ -61,7 +71,31 @@ def _parser() -> argparse.ArgumentParser:
         help="raw points computed per metric request, past it answers are cut (isPartial)",
     )
     serve.add_argument(
+        "--max-answer-points",
+        type=int,
+        default=Limits().max_answer_points,
+        help="points (or buckets) one answer carries, past it answers are cut (isPartial)",
+    )
+    serve.add_argument(
         "--max-body", type=int, default=ServerSettings().max_body_bytes, help="bytes per request"
+    )
+    stores = serve.add_argument_group(
+        "stores",
+        "What {} in StackState's form serves; connection details "
+        '{"source": "prometheus", "url": "http://..."} pick Prometheus per request.',
+    )
+    stores.add_argument(
+        "--source",
+        choices=("synthetic", "prometheus", "csv"),
+        default="synthetic",
+        help="the store served when connection details name none (synthetic)",
+    )
+    stores.add_argument("--prometheus-url", help="Prometheus base URL for --source prometheus")
+    stores.add_argument("--csv", metavar="FILE", help="CSV file for --source csv")
+    stores.add_argument(
+        "--csv-dir",
+        metavar="DIR",
+        help='serve CSV files of DIR chosen by {"source": "csv", "file": "NAME.csv"}',
     )
     check = commands.add_parser(
         "check", help="check any mirror as StackState would (exit 0 when nothing FAILs)"
@@ -71,19 +105,60 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def serve(args: argparse.Namespace) -> int:
+    """Serve until Ctrl-C. The banner is printed only once the port is bound."""
     host = ALL_INTERFACES if args.bind_all else args.host
     settings = ServerSettings(
-        api_key=args.api_key, max_body_bytes=args.max_body, limits=Limits(args.max_points)
+        api_key=args.api_key,
+        max_body_bytes=args.max_body,
+        limits=Limits(args.max_points, args.max_answer_points),
     )
-    app = create_app(None, settings)
-
-    async def banner(_: web.Application) -> None:
-        print(form_values(host, args.port, args.api_key), flush=True)
-        print("\nPress Ctrl-C to stop.", flush=True)
-
-    app.on_startup.append(banner)
-    web.run_app(app, host=host, port=args.port, print=None, access_log=None)
+    try:
+        app = create_app(_source(args), settings)
+    except (ValueError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(_serve(app, host, args.port, form_values(host, args.port, args.api_key)))
+    except KeyboardInterrupt:
+        print("\nStopped.", flush=True)
+    except OSError as error:
+        print(
+            f"error: cannot listen on {host}:{args.port}: {error.strerror or error}. "
+            "Is another program using the port? Choose another with --port.",
+            file=sys.stderr,
+        )
+        return 1
     return 0
+
+
+def _source(args: argparse.Namespace) -> TelemetrySource:
+    """The default store from the flags, routed per request by connection details."""
+    default: TelemetrySource
+    if args.source == "prometheus":
+        if not args.prometheus_url:
+            raise ValueError("--source prometheus needs --prometheus-url URL")
+        default = PrometheusSource(args.prometheus_url)
+    elif args.source == "csv":
+        if not args.csv:
+            raise ValueError("--source csv needs --csv FILE")
+        default = CsvSource(args.csv)
+    else:
+        default = SyntheticSource()
+    factories: dict[str, SourceFactory] = {"prometheus": PrometheusSource.from_details}
+    if args.csv_dir:
+        factories["csv"] = csv_factory(args.csv_dir)
+    return RoutingSource(default, factories, default_name=args.source)
+
+
+async def _serve(app: web.Application, host: str, port: int, banner: str) -> None:
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port, backlog=1024).start()
+        print(banner, "\nPress Ctrl-C to stop.", sep="\n", flush=True)
+        await asyncio.Event().wait()  # until Ctrl-C cancels this task
+    finally:
+        await runner.cleanup()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

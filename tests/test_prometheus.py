@@ -1,0 +1,457 @@
+"""PrometheusSource against a real Prometheus holding known, backfilled data."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any
+
+import numpy as np
+import pytest
+from prometheus_fixture import (
+    APPS,
+    BASE_MS,
+    HOUR_MS,
+    ODD_PATH,
+    REQUEST_RATE,
+    SAMPLES,
+    STEP_MS,
+    PrometheusServer,
+    free_port,
+    known,
+    serve_known_data,
+)
+
+from mirror_kit import MirrorClient, start_mirror
+from mirror_kit.client import build_conditions
+from mirror_kit.protocol import (
+    CompleteValue,
+    FieldDescriptor,
+    FieldNamesQuery,
+    FieldValuePattern,
+    FieldValuesQuery,
+    MetricNotFoundError,
+    MetricsQuery,
+    MetricStoreConnectionError,
+    RemoteMirrorError,
+    TestConnectionRequest,
+)
+from mirror_kit.service import Limits, answer
+from mirror_kit.sources import PointWindow, SyntheticSource
+from mirror_kit.sources.prometheus import PrometheusConfig, PrometheusSource
+from mirror_kit.sources.routing import RoutingSource
+
+END_MS = BASE_MS + SAMPLES * STEP_MS
+TEMPERATURE = {"__name__": "node_temperature_celsius"}
+
+
+@pytest.fixture(scope="session")
+def prometheus() -> Iterator[PrometheusServer]:
+    """One Prometheus with the known data for the whole session (started once)."""
+    yield from serve_known_data()
+
+
+@pytest.fixture
+async def source(prometheus: PrometheusServer) -> AsyncIterator[PrometheusSource]:
+    built = PrometheusSource.from_details({"url": prometheus.url, "step": "10s"})
+    yield built
+    await built.aclose()
+
+
+def metrics_query(
+    conditions: Mapping[str, Any], start: int = BASE_MS, end: int = END_MS
+) -> MetricsQuery:
+    return MetricsQuery(start, end, build_conditions(conditions, {}))
+
+
+async def fetch(
+    source: PrometheusSource,
+    conditions: Mapping[str, Any],
+    start: int = BASE_MS,
+    end: int = END_MS,
+    max_points: int = 1_000_000,
+    newest_first: bool = False,
+) -> Any:
+    window = PointWindow(start, end, max_points, newest_first)
+    return await source.points(metrics_query(conditions, start, end), window, {})
+
+
+def field_values_query(field: str, conditions: Mapping[str, Any], prefix: str | None = None):
+    return FieldValuesQuery(
+        FieldDescriptor(field), BASE_MS, END_MS, build_conditions(conditions, {}), prefix
+    )
+
+
+def values_of(options: list[Any]) -> list[Any]:
+    return [(type(o).__name__, o.value) for o in options]
+
+
+# --- Test Connection ---------------------------------------------------------------
+
+
+async def test_connection_succeeds(source: PrometheusSource) -> None:
+    await source.test_connection({})
+
+
+async def test_connection_to_nothing_is_a_store_connection_error() -> None:
+    down = PrometheusSource.from_details({"url": f"http://127.0.0.1:{free_port()}"})
+    with pytest.raises(MetricStoreConnectionError, match="Cannot reach Prometheus"):
+        await down.test_connection({})
+    response = await answer(TestConnectionRequest({}), down, Limits())
+    assert response.to_json()["status"] == "FAILURE"
+    assert response.to_json()["error"]["_type"] == "MetricStoreConnectionError"
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port that accepts connections (backlog) but never answers."""
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(4)
+        yield int(listener.getsockname()[1])
+
+
+async def test_a_store_that_does_not_answer_times_out(silent_port: int) -> None:
+    slow = PrometheusSource.from_details({"url": f"http://127.0.0.1:{silent_port}", "timeout": 0.3})
+    with pytest.raises(MetricStoreConnectionError, match=r"did not answer .* within 0.3 s"):
+        await slow.test_connection({})
+    await slow.aclose()
+
+
+async def test_credentials_never_appear_in_reprs_or_errors() -> None:
+    secret, token = "pa55-w0rd-xyz", "tok-abcdef-123"
+    down = PrometheusSource.from_details(
+        {
+            "url": f"http://admin:{secret}@127.0.0.1:{free_port()}",
+            "bearerToken": token,
+            "headers": {"X-Scope-OrgID": "tenant-secret-1"},
+        }
+    )
+    shown = repr(down) + repr(RoutingSource(SyntheticSource(), {}))
+    with pytest.raises(MetricStoreConnectionError) as caught:
+        await down.field_names(FieldNamesQuery(BASE_MS, END_MS), {})
+    for text in (shown, str(caught.value), str(caught.value.to_json())):
+        for hidden in (secret, token, "tenant-secret-1"):
+            assert hidden not in text
+    assert down.config.username == "admin" and down.config.password == secret
+    assert "admin" in shown and "127.0.0.1" in shown
+
+
+async def test_a_form_without_url_fails_test_connection_with_the_reason() -> None:
+    router = RoutingSource(SyntheticSource(), {"prometheus": PrometheusSource.from_details})
+    response = await answer(TestConnectionRequest({"source": "prometheus"}), router, Limits())
+    body = response.to_json()
+    assert body["status"] == "FAILURE" and body["error"]["_type"] == "RemoteMirrorError"
+    assert '"url" is required' in body["error"]["details"]
+
+
+def test_invalid_connection_details_name_the_key() -> None:
+    with pytest.raises(RemoteMirrorError, match='"url" is required'):
+        PrometheusConfig.from_details({})
+    with pytest.raises(RemoteMirrorError, match='"step"'):
+        PrometheusConfig.from_details({"url": "http://127.0.0.1:9090", "step": "ten"})
+    with pytest.raises(RemoteMirrorError, match='"nanInterpretation"'):
+        PrometheusConfig.from_details({"url": "http://127.0.0.1:9090", "nanInterpretation": "X"})
+    compat = PrometheusConfig.from_details(
+        {"host": "127.0.0.1", "port": 9999, "requestTimeout": 2500, "step": "1m30s"}
+    )
+    assert (compat.url, compat.timeout_s, compat.step_ms) == ("http://127.0.0.1:9999", 2.5, 90_000)
+
+
+# --- Field names ---------------------------------------------------------------------
+
+
+async def test_field_names_are_the_special_fields_then_label_names(
+    source: PrometheusSource,
+) -> None:
+    names = [f.field_name for f in await source.field_names(FieldNamesQuery(BASE_MS, END_MS), {})]
+    assert names == [
+        "__counter__",
+        "__gauge__",
+        "~",
+        "__name__",
+        "app",
+        "cores",
+        "host",
+        "job",
+        "path",
+        "production",
+        "region",
+    ]
+
+
+async def test_conditions_narrow_field_names(source: PrometheusSource) -> None:
+    query = FieldNamesQuery(BASE_MS, END_MS, build_conditions({"host": "c-host"}, {}))
+    names = [f.field_name for f in await source.field_names(query, {})]
+    assert names[3:] == ["__name__", "cores", "host", "production", "region"]
+    counter = FieldNamesQuery(
+        BASE_MS, END_MS, build_conditions({"__counter__": "http_requests_total"}, {})
+    )
+    assert [f.field_name for f in await source.field_names(counter, {})][3:] == [
+        "__name__",
+        "host",
+        "job",
+    ]
+
+
+async def test_field_names_for_nothing_is_metric_not_found(source: PrometheusSource) -> None:
+    query = FieldNamesQuery(BASE_MS, END_MS, build_conditions({"host": "no-such-host"}, {}))
+    with pytest.raises(MetricNotFoundError):
+        await source.field_names(query, {})
+
+
+async def test_an_expression_is_complete(source: PrometheusSource) -> None:
+    query = FieldNamesQuery(BASE_MS, END_MS, build_conditions({"~": "up"}, {}))
+    assert [f.field_name for f in await source.field_names(query, {})] == ["~"]
+    assert await source.field_values(field_values_query("~", {}), {}) == []
+
+
+# --- Field values --------------------------------------------------------------------
+
+
+async def test_field_values_are_label_values_narrowed_by_other_conditions(
+    source: PrometheusSource,
+) -> None:
+    hosts = await source.field_values(field_values_query("host", {}), {})
+    assert values_of(hosts) == [("CompleteValue", h) for h in ("a-host", "b-host", "c-host")]
+    counted = field_values_query("host", {"__gauge__": "http_requests_total", "host": "a-host"})
+    assert [o.value for o in await source.field_values(counted, {})] == ["a-host", "b-host"]
+    prefixed = field_values_query("host", {}, prefix="b")
+    assert [o.value for o in await source.field_values(prefixed, {})] == ["b-host"]
+
+
+async def test_metric_fields_list_metric_names(source: PrometheusSource) -> None:
+    for field in ("__counter__", "__gauge__", "__name__"):
+        options = await source.field_values(field_values_query(field, {"job": "web"}), {})
+        assert [o.value for o in options] == ["http_requests_total"]
+    prefixed = field_values_query("__gauge__", {}, prefix="node_")
+    assert [o.value for o in await source.field_values(prefixed, {})] == [
+        "node_temperature_celsius"
+    ]
+
+
+async def test_hierarchical_values_are_optional(prometheus: PrometheusServer) -> None:
+    flat = PrometheusSource.from_details({"url": prometheus.url})
+    tree = PrometheusSource.from_details({"url": prometheus.url, "hierarchicalValues": True})
+    query = field_values_query("app", {})
+    assert [o.value for o in await flat.field_values(query, {})] == sorted(APPS)
+    assert values_of(await tree.field_values(query, {})) == [
+        ("CompleteValue", "search"),
+        ("FieldValuePattern", "shop.*"),
+    ]
+    deeper = await tree.field_values(field_values_query("app", {}, prefix="shop.*"), {})
+    assert deeper == [CompleteValue("shop.cart"), CompleteValue("shop.checkout")]
+    assert FieldValuePattern("shop.*") not in deeper
+
+
+# --- Raw points ----------------------------------------------------------------------
+
+
+async def test_raw_points_are_the_known_samples(source: PrometheusSource) -> None:
+    expected = known("node_temperature_celsius", host="a-host")
+    points = await fetch(source, {**TEMPERATURE, "host": "a-host"})
+    assert not points.truncated
+    np.testing.assert_array_equal(points.timestamps, expected.timestamps)
+    np.testing.assert_array_equal(points.values, expected.values)
+
+
+async def test_window_bounds_are_start_inclusive_end_exclusive(source: PrometheusSource) -> None:
+    start, end = BASE_MS + 95_000, BASE_MS + 300_000  # 100 s .. 290 s on the 10 s grid
+    points = await fetch(source, {**TEMPERATURE, "host": "b-host"}, start, end)
+    assert points.timestamps[0] == BASE_MS + 100_000 and points.timestamps[-1] == end - STEP_MS
+    assert len(points) == 20
+
+
+@pytest.mark.parametrize(
+    ("conditions", "host"),
+    [
+        ({"host": "b-host"}, "b-host"),  # StringValue
+        ({"cores": 2}, "c-host"),  # DoubleValue: matched on its text form "2"
+        ({"production": False}, "c-host"),  # BooleanValue: "false"
+        ({"host": ["c-host", "x.y+z"]}, "c-host"),  # InSetValue: a regex of escaped values
+        ({"region": "us-east", "__gauge__": "node_temperature_celsius"}, "c-host"),
+    ],
+)
+async def test_each_condition_type_selects_its_series(
+    source: PrometheusSource, conditions: dict[str, Any], host: str
+) -> None:
+    wanted = {**TEMPERATURE, **conditions}
+    if "__gauge__" in wanted:
+        del wanted["__name__"]
+    points = await fetch(source, wanted)
+    np.testing.assert_array_equal(
+        points.values, known("node_temperature_celsius", host=host).values
+    )
+
+
+@pytest.mark.parametrize("path", [ODD_PATH, [ODD_PATH, "other"]])
+async def test_awkward_label_values_are_quoted_and_escaped(
+    source: PrometheusSource, path: str | list[str]
+) -> None:
+    points = await fetch(source, {"path": path})
+    np.testing.assert_array_equal(points.values, np.arange(SAMPLES))
+    options = await source.field_values(field_values_query("path", {"host": "a-host"}), {})
+    assert [o.value for o in options] == [ODD_PATH]
+
+
+async def test_set_values_are_literal_not_regular_expressions(source: PrometheusSource) -> None:
+    # Unescaped, "shop.car." would be a regex matching "shop.cart".
+    with pytest.raises(MetricNotFoundError):
+        await fetch(source, {"__name__": "app_latency_seconds", "app": ["shop.car."]})
+    points = await fetch(source, {"__name__": "app_latency_seconds", "app": ["shop.cart"]})
+    np.testing.assert_array_equal(points.values, APPS["shop.cart"])
+
+
+async def test_several_series_name_the_labels_that_differ(source: PrometheusSource) -> None:
+    with pytest.raises(RemoteMirrorError, match="3 series") as caught:
+        await fetch(source, {**TEMPERATURE, "region": ["eu-west", "us-east"]})
+    details = caught.value.details
+    assert "host (a-host, b-host, c-host)" in details and "region" in details
+    assert "job" not in details
+
+
+async def test_a_counter_is_served_as_its_rate(source: PrometheusSource) -> None:
+    for host, rate in REQUEST_RATE.items():
+        counter = {"__counter__": "http_requests_total", "host": host}
+        points = await fetch(source, counter)
+        assert len(points) == SAMPLES - 1  # rate needs two samples in its window
+        # Where the default window (4 steps = 40 s) is full of samples, the rate is exact.
+        full = await fetch(source, counter, start=BASE_MS + 4 * STEP_MS)
+        assert len(full) == SAMPLES - 4
+        np.testing.assert_allclose(full.values, rate, rtol=1e-9)
+        assert points.values[0] < rate  # the first window holds two samples only
+
+
+async def test_an_expression_is_run_as_is(source: PrometheusSource) -> None:
+    expr = 'node_temperature_celsius{host="a-host"} * 2 + 1'
+    points = await fetch(source, {"~": expr})
+    expected = known("node_temperature_celsius", host="a-host").values * 2 + 1
+    np.testing.assert_array_equal(points.values, expected)
+    with pytest.raises(RemoteMirrorError, match="takes no other conditions"):
+        await fetch(source, {"~": expr, "host": "a-host"})
+
+
+async def test_a_bad_expression_carries_the_prometheus_message(source: PrometheusSource) -> None:
+    with pytest.raises(RemoteMirrorError, match="rejected the query") as caught:
+        await fetch(source, {"~": "rate((up"})
+    assert "bad_data" in caught.value.details and "parse error" in caught.value.details
+    assert caught.value.http_status == 400
+
+
+async def test_unknown_metric_is_not_found_but_an_empty_window_is_empty(
+    source: PrometheusSource,
+) -> None:
+    with pytest.raises(MetricNotFoundError, match="no_such_metric"):
+        await fetch(source, {"__name__": "no_such_metric"})
+    before = await fetch(source, {**TEMPERATURE, "host": "a-host"}, BASE_MS - HOUR_MS, BASE_MS)
+    assert len(before) == 0 and not before.truncated
+
+
+async def test_max_points_keeps_the_requested_end(source: PrometheusSource) -> None:
+    every = known("node_temperature_celsius", host="a-host")
+    oldest = await fetch(source, {**TEMPERATURE, "host": "a-host"}, max_points=100)
+    newest = await fetch(
+        source, {**TEMPERATURE, "host": "a-host"}, max_points=100, newest_first=True
+    )
+    assert oldest.truncated and newest.truncated
+    np.testing.assert_array_equal(oldest.timestamps, every.timestamps[:100])
+    np.testing.assert_array_equal(newest.values, every.values[-100:])
+
+
+async def test_windows_past_prometheus_points_limit_are_paged(prometheus: PrometheusServer) -> None:
+    # At a 0.5 s step two hours are 14,400 points: more than the 11,000 Prometheus
+    # gives per query. Each sample then stands for the 20 steps that follow it.
+    fine = PrometheusSource.from_details({"url": prometheus.url, "step": "500ms"})
+    points = await fetch(fine, {**TEMPERATURE, "host": "c-host"})
+    await fine.aclose()
+    expected = known("node_temperature_celsius", host="c-host")
+    assert len(points) == 14_400
+    np.testing.assert_array_equal(np.diff(points.timestamps), 500)
+    np.testing.assert_array_equal(points.values, np.repeat(expected.values, 20))
+
+
+@pytest.mark.parametrize(("nan", "count"), [("DROP", SAMPLES * 3 // 4), ("ZERO", SAMPLES)])
+async def test_nan_interpretation(prometheus: PrometheusServer, nan: str, count: int) -> None:
+    details = {"source": "prometheus", "url": prometheus.url, "step": 10, "nanInterpretation": nan}
+    routed = RoutingSource(SyntheticSource(), {"prometheus": PrometheusSource.from_details})
+    with (
+        start_mirror(routed, port=0) as mirror,
+        MirrorClient(mirror.url, mirror.api_key, connection_details=details) as client,
+    ):
+        series = client.metrics(start=BASE_MS, end=END_MS, conditions={"__name__": "queue_ratio"})
+    expected = known("queue_ratio").values
+    assert len(series) == count
+    wanted = expected[~np.isnan(expected)] if nan == "DROP" else np.nan_to_num(expected)
+    np.testing.assert_array_equal(series.values, wanted)
+
+
+# --- Through a real mirror, routed by the connection details -------------------------
+
+
+@pytest.fixture
+def routed_client(prometheus: PrometheusServer) -> Iterator[MirrorClient]:
+    routed = RoutingSource(SyntheticSource(), {"prometheus": PrometheusSource.from_details})
+    details = {"source": "prometheus", "url": prometheus.url, "step": "10s"}
+    with (
+        start_mirror(routed, port=0) as mirror,
+        MirrorClient(mirror.url, mirror.api_key, connection_details=details) as client,
+    ):
+        yield client
+
+
+def hourly(values: np.ndarray, reduce: Any) -> list[float]:
+    per_hour = 3_600_000 // STEP_MS
+    return [float(reduce(values[i : i + per_hour])) for i in range(0, len(values), per_hour)]
+
+
+@pytest.mark.parametrize(
+    ("method", "reduce"),
+    [
+        ("MAX", np.max),
+        ("MIN", np.min),
+        ("MEAN", np.mean),
+        ("SUM", np.sum),
+        ("EVENT_COUNT", len),
+        ("PERCENTILE_99", lambda v: np.percentile(v, 99)),
+        ("PERCENTILE_50", np.median),
+    ],
+)
+def test_aggregated_queries_through_the_mirror(
+    routed_client: MirrorClient, method: str, reduce: Any
+) -> None:
+    series = routed_client.metrics(
+        start=BASE_MS,
+        end=END_MS,
+        method=method,
+        bucket_ms=HOUR_MS,
+        conditions={**TEMPERATURE, "host": "b-host"},
+    )
+    expected = known("node_temperature_celsius", host="b-host").values
+    assert list(series.timestamps) == [BASE_MS, BASE_MS + HOUR_MS]
+    assert list(series.bucket_ends) == [BASE_MS + HOUR_MS, BASE_MS + 2 * HOUR_MS]
+    np.testing.assert_allclose(series.values, hourly(expected, reduce), rtol=1e-12)
+
+
+def test_the_mirror_routes_by_connection_details(
+    routed_client: MirrorClient, prometheus: PrometheusServer
+) -> None:
+    assert routed_client.test_connection().to_json()["status"] == "OK"
+    names = [f.field_name for f in routed_client.field_names(start=BASE_MS, end=END_MS).fields]
+    assert names[:4] == ["__counter__", "__gauge__", "~", "__name__"]
+    raw = routed_client.metrics(
+        start=BASE_MS, end=END_MS, conditions={**TEMPERATURE, "host": "a-host"}, limit=50
+    )
+    assert raw.is_partial and len(raw) == 50
+    with MirrorClient(routed_client.url, routed_client.api_key) as plain:
+        synthetic = [f.field_name for f in plain.field_names().fields]
+    assert synthetic[:2] == ["host", "metric"]  # no "source": the default source
+
+
+def test_a_store_down_behind_the_mirror(routed_client: MirrorClient) -> None:
+    down = {"source": "prometheus", "url": f"http://127.0.0.1:{free_port()}"}
+    with MirrorClient(routed_client.url, routed_client.api_key, connection_details=down) as client:
+        body = client.test_connection().to_json()
+        assert body["status"] == "FAILURE"
+        assert body["error"]["_type"] == "MetricStoreConnectionError"
+        with pytest.raises(MetricStoreConnectionError, match="Cannot reach Prometheus"):
+            client.metrics(start=BASE_MS, end=END_MS, conditions=TEMPERATURE)
