@@ -1,13 +1,14 @@
 """Telemetry sources: the stores a mirror translates Mirror API calls into."""
 
 from .base import ConnectionDetails, Points, PointWindow, TelemetrySource
-from .catalog import LabeledSeries, SeriesCatalog
+from .catalog import CatalogSource, LabeledSeries, SeriesCatalog
 from .prometheus import PrometheusConfig, PrometheusSource
 from .routing import RoutingSource
 from .synthetic import SeriesShape, SyntheticSource, Wave
 from .tabular import CsvSource, DataFrameSource, TabularSource, csv_factory
 
 __all__ = [
+    "CatalogSource",
     "ConnectionDetails",
     "CsvSource",
     "DataFrameSource",

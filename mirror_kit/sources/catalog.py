@@ -18,6 +18,7 @@ Rules (documented in the README):
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -25,17 +26,20 @@ from ..protocol import (
     CompleteValue,
     EqualityCondition,
     FieldDescriptor,
+    FieldNamesQuery,
     FieldScalar,
     FieldType,
     FieldValueOption,
     FieldValuePattern,
     FieldValuesQuery,
     MetricNotFoundError,
+    MetricsQuery,
     StringValue,
     UnsupportedFieldTypeError,
     describe_conditions,
 )
 from ..protocol.values import as_text
+from .base import ConnectionDetails, Points, PointWindow, TelemetrySource
 
 #: ``metricField`` values that mean "the series' own value" rather than a metric name.
 VALUE_FIELDS = frozenset({"", "value"})
@@ -128,3 +132,36 @@ class SeriesCatalog:
 
 def _holds(series: LabeledSeries, conditions: Sequence[EqualityCondition]) -> bool:
     return all(c.key in series.labels and c.matches(series.labels[c.key]) for c in conditions)
+
+
+class CatalogSource(TelemetrySource):
+    """A source whose series are a SeriesCatalog: only ``series_points`` is left to write.
+
+    Field names, field values and the choice of series follow the catalog's rules;
+    the store is always reachable (it is in memory or generated).
+    """
+
+    catalog: SeriesCatalog
+
+    @abstractmethod
+    def series_points(self, series: LabeledSeries, window: PointWindow) -> Points:
+        """Raw points of one series inside the window (see TelemetrySource.points)."""
+
+    async def test_connection(self, connection_details: ConnectionDetails) -> None:
+        return None
+
+    async def field_names(
+        self, query: FieldNamesQuery, connection_details: ConnectionDetails
+    ) -> list[FieldDescriptor]:
+        return self.catalog.field_names(query.conditions)
+
+    async def field_values(
+        self, query: FieldValuesQuery, connection_details: ConnectionDetails
+    ) -> list[FieldValueOption]:
+        return self.catalog.field_values(query)
+
+    async def points(
+        self, query: MetricsQuery, window: PointWindow, connection_details: ConnectionDetails
+    ) -> Points:
+        series = self.catalog.select(query.conditions, query.metric_field)[0]
+        return self.series_points(series, window)

@@ -23,10 +23,9 @@ from typing import Any
 
 import numpy as np
 
-from ..protocol import FieldDescriptor, FieldNamesQuery, FieldScalar, FieldValuesQuery, MetricsQuery
-from ..protocol.values import FieldValueOption
-from .base import ConnectionDetails, Points, PointWindow, TelemetrySource
-from .catalog import LabeledSeries, SeriesCatalog
+from ..protocol import FieldScalar
+from .base import Points, PointWindow
+from .catalog import CatalogSource, LabeledSeries, SeriesCatalog
 
 DAY_MS = 86_400_000
 #: Trends are measured from this instant (2026-01-01T00:00:00Z) so values stay near
@@ -243,7 +242,7 @@ def default_series() -> list[tuple[LabeledSeries, SeriesShape]]:
     return out
 
 
-class SyntheticSource(TelemetrySource):
+class SyntheticSource(CatalogSource):
     """Serves a catalog of synthetic series; parameters can change while it serves.
 
     ``set_shape`` may be called from any thread (the notebook's widgets do): shapes
@@ -282,23 +281,7 @@ class SyntheticSource(TelemetrySource):
             raise KeyError(f"no series has labels {dict(match)}")
         return keys
 
-    async def test_connection(self, connection_details: ConnectionDetails) -> None:
-        return None
-
-    async def field_names(
-        self, query: FieldNamesQuery, connection_details: ConnectionDetails
-    ) -> list[FieldDescriptor]:
-        return self.catalog.field_names(query.conditions)
-
-    async def field_values(
-        self, query: FieldValuesQuery, connection_details: ConnectionDetails
-    ) -> list[FieldValueOption]:
-        return self.catalog.field_values(query)
-
-    async def points(
-        self, query: MetricsQuery, window: PointWindow, connection_details: ConnectionDetails
-    ) -> Points:
-        series = self.catalog.select(query.conditions, query.metric_field)[0]
-        shape = self._shapes[series.key]
+    def series_points(self, series: LabeledSeries, window: PointWindow) -> Points:
+        shape = self._shapes[series.key]  # read once: a concurrent set_shape can't tear it
         timestamps, truncated = shape.grid(window)
         return Points(timestamps, shape.values_at(timestamps), truncated)

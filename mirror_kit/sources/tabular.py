@@ -36,15 +36,10 @@ from typing import Any
 import numpy as np
 
 from ..protocol import (
-    FieldDescriptor,
-    FieldNamesQuery,
     FieldScalar,
-    FieldValueOption,
-    FieldValuesQuery,
-    MetricsQuery,
 )
-from .base import ConnectionDetails, Points, PointWindow, TelemetrySource
-from .catalog import LabeledSeries, SeriesCatalog
+from .base import ConnectionDetails, Points, PointWindow
+from .catalog import CatalogSource, LabeledSeries, SeriesCatalog
 
 METRIC_LABEL = "metric"
 #: Epoch values at least this large are milliseconds (1e11 s is the year 5138).
@@ -145,7 +140,7 @@ def parse_timestamps(cells: Sequence[Any], column: str) -> np.ndarray:
     return out
 
 
-class TabularSource(TelemetrySource):
+class TabularSource(CatalogSource):
     """Series built from a table of columns (see the module docstring for the format)."""
 
     def __init__(
@@ -174,23 +169,7 @@ class TabularSource(TelemetrySource):
         """The number of series."""
         return len(self._data)
 
-    async def test_connection(self, connection_details: ConnectionDetails) -> None:
-        return None
-
-    async def field_names(
-        self, query: FieldNamesQuery, connection_details: ConnectionDetails
-    ) -> list[FieldDescriptor]:
-        return self.catalog.field_names(query.conditions)
-
-    async def field_values(
-        self, query: FieldValuesQuery, connection_details: ConnectionDetails
-    ) -> list[FieldValueOption]:
-        return self.catalog.field_values(query)
-
-    async def points(
-        self, query: MetricsQuery, window: PointWindow, connection_details: ConnectionDetails
-    ) -> Points:
-        series = self.catalog.select(query.conditions, query.metric_field)[0]
+    def series_points(self, series: LabeledSeries, window: PointWindow) -> Points:
         timestamps, values = self._data[series.key]
         first = int(np.searchsorted(timestamps, window.start, side="left"))
         end = int(np.searchsorted(timestamps, window.end, side="left"))
