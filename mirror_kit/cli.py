@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 
 from aiohttp import web
 
 from .conformance import command as check_command
-from .server import DEFAULT_API_KEY, DEFAULT_PORT, ServerSettings, create_app
+from .server import DEFAULT_API_KEY, DEFAULT_PORT, ServerSettings, create_app, workers
 from .service import Limits
 from .sources import (
     CsvSource,
@@ -29,18 +30,19 @@ from .sources.routing import SourceFactory
 ALL_INTERFACES = "0.0.0.0"
 
 
-def form_values(host: str, port: int, api_key: str) -> str:
+def form_values(host: str, port: int, api_key: str, secret: str | None = None) -> str:
     """The Mirror source form values for this mirror, as the banner shows them."""
-    local = f"http://{'127.0.0.1' if host == ALL_INTERFACES else host}:{port}"
+    token = "" if secret is None else f"/{secret}"
+    local = f"http://{'127.0.0.1' if host == ALL_INTERFACES else host}:{port}{token}"
     lines = [
         f"mirror-kit serving the Mirror API on {local}",
         "",
         "StackState -> Settings -> Telemetry Sources -> Mirror sources -> add:",
         "  Name:                     Mirror server",
-        f"  Mirror URL:               http://host.docker.internal:{port}"
+        f"  Mirror URL:               http://host.docker.internal:{port}{token}"
         "   (StackState in Docker on this machine)",
         f"                            {local}   (StackState on this machine, not in Docker)",
-        "                            https://<your-tunnel>   (StackState elsewhere)",
+        f"                            https://<your-tunnel>{token}   (StackState elsewhere)",
         f"  Api Key:                  {api_key}",
         "  Connection details JSON:  {}",
     ]
@@ -79,6 +81,42 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--max-body", type=int, default=ServerSettings().max_body_bytes, help="bytes per request"
     )
+    serve.add_argument(
+        "--request-timeout",
+        type=float,
+        default=ServerSettings().request_timeout_s,
+        help="seconds a source may take to answer (504 past it)",
+    )
+    serve.add_argument(
+        "--keepalive-timeout",
+        type=float,
+        default=ServerSettings().keepalive_timeout_s,
+        help="seconds an idle connection is kept",
+    )
+    serve.add_argument(
+        "--body-timeout",
+        type=float,
+        default=ServerSettings().body_timeout_s,
+        help="seconds a request body may take to arrive (408 past it)",
+    )
+    serve.add_argument(
+        "--send-timeout",
+        type=float,
+        default=ServerSettings().send_timeout_s,
+        help="seconds an answer may take to be read before the connection is aborted",
+    )
+    serve.add_argument(
+        "--auth-secret",
+        default=os.environ.get("MIRROR_KIT_AUTH_SECRET"),
+        help="require this shared secret as a path token (Mirror URL http://host:port/SECRET)"
+        " or X-Mirror-Auth header; off by default (env MIRROR_KIT_AUTH_SECRET)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="serve from N processes under gunicorn (needs mirror-kit[deploy])",
+    )
     stores = serve.add_argument_group(
         "stores",
         "What {} in StackState's form serves; connection details "
@@ -107,18 +145,33 @@ def _parser() -> argparse.ArgumentParser:
 def serve(args: argparse.Namespace) -> int:
     """Serve until Ctrl-C. The banner is printed only once the port is bound."""
     host = ALL_INTERFACES if args.bind_all else args.host
-    settings = ServerSettings(
-        api_key=args.api_key,
-        max_body_bytes=args.max_body,
-        limits=Limits(args.max_points, args.max_answer_points),
-    )
     try:
-        app = create_app(_source(args), settings)
+        settings = ServerSettings(
+            api_key=args.api_key,
+            max_body_bytes=args.max_body,
+            request_timeout_s=args.request_timeout,
+            keepalive_timeout_s=args.keepalive_timeout,
+            body_timeout_s=args.body_timeout,
+            send_timeout_s=args.send_timeout,
+            auth_secret=args.auth_secret,
+            limits=Limits(args.max_points, args.max_answer_points),
+        )
+        source = _source(args)
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    banner = form_values(host, args.port, args.api_key, args.auth_secret)
+    if args.workers > 1:
+        return workers.run(
+            settings,
+            host=host,
+            port=args.port,
+            workers=args.workers,
+            banner=banner,
+            source_factory=lambda: _source(args),
+        )
     try:
-        asyncio.run(_serve(app, host, args.port, form_values(host, args.port, args.api_key)))
+        asyncio.run(_serve(create_app(source, settings), host, args.port, banner))
     except KeyboardInterrupt:
         print("\nStopped.", flush=True)
     except OSError as error:

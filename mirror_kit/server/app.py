@@ -1,9 +1,14 @@
 """The aiohttp application: routes, the API-key header, limits and error mapping.
 
 ``create_app`` is the application factory. One middleware carries every
-cross-cutting concern so that each request pays for it once: it sets
-``X-MIRROR-API-KEY`` on every response (errors, 404 and 405 included), turns any
-failure into a protocol error body, and records the request in the log.
+cross-cutting concern so that each request pays for it once: it checks the
+optional shared secret, sets ``X-MIRROR-API-KEY`` on every response (errors, 404
+and 405 included), turns any failure into a protocol error body, writes the answer
+within the send timeout, and records the request in the log.
+
+Slow clients are bounded by three timeouts (docs/hardening.md): keep-alive (an
+idle connection, or one whose request headers never complete), body (a request
+whose body stalls) and send (a client that stops reading its answer).
 """
 
 from __future__ import annotations
@@ -18,9 +23,10 @@ from typing import Any
 
 from aiohttp import web
 
-from .. import service
+from .. import openapi, service
 from ..protocol import ROUTES, MetricsResponse, MirrorError, RemoteMirrorError
 from ..sources import SyntheticSource, TelemetrySource
+from . import auth
 from .requestlog import RequestLog, RequestLogEntry
 
 log = logging.getLogger("mirror_kit.server")
@@ -39,11 +45,21 @@ class ServerSettings:
     request_timeout_s: float = 30.0
     log_size: int = 500
     limits: service.Limits = field(default_factory=service.Limits)
+    #: Shared secret requests must carry (header or path token, see auth.py); None: off.
+    auth_secret: str | None = None
+    #: Close a connection idle this long (aiohttp's default is an hour); nginx's value,
+    #: longer than common client pools keep idle connections, so reuse rarely races it.
+    keepalive_timeout_s: float = 75.0
+    #: A request body must arrive within this once its headers have.
+    body_timeout_s: float = 30.0
+    #: An answer must be written within this, or the connection is aborted.
+    send_timeout_s: float = 60.0
 
 
 SOURCE = web.AppKey("source", TelemetrySource)
 SETTINGS = web.AppKey("settings", ServerSettings)
 REQUEST_LOG = web.AppKey("request_log", RequestLog)
+OPENAPI = web.AppKey("openapi", dict)
 
 _SUMMARY = web.RequestKey("summary", str)
 _POINTS = web.RequestKey("points", int)
@@ -56,14 +72,38 @@ def create_app(
 ) -> web.Application:
     """A mirror application serving ``source`` (the synthetic catalog by default)."""
     settings = settings or ServerSettings()
-    app = web.Application(middlewares=[_mirror_middleware], client_max_size=settings.max_body_bytes)
+    auth.check_secret(settings.auth_secret)
+    app = web.Application(
+        middlewares=[_mirror_middleware],
+        client_max_size=settings.max_body_bytes,
+        handler_args={
+            "keepalive_timeout": settings.keepalive_timeout_s,
+            # after an early answer (408, 413), read and drop the rest of a body no
+            # longer than the body timeout (aiohttp's default: 10 s)
+            "lingering_time": min(10.0, settings.body_timeout_s),
+        },
+    )
     app[SOURCE] = source if source is not None else SyntheticSource()
     app[SETTINGS] = settings
     app[REQUEST_LOG] = RequestLog(settings.log_size)
-    for path, request_type in ROUTES.items():
-        app.router.add_post(path, _method_handler(request_type))
-    app.router.add_get("/healthz", _healthz)
+    app[OPENAPI] = openapi.build_document(
+        api_key_header=API_KEY_HEADER,
+        auth_header=None if settings.auth_secret is None else auth.AUTH_HEADER,
+    )
+    for prefix in auth.route_prefixes(settings.auth_secret):
+        for path, request_type in ROUTES.items():
+            app.router.add_post(prefix + path, _method_handler(request_type))
+        app.router.add_get(prefix + "/healthz", _healthz)
+        app.router.add_get(prefix + "/openapi.json", _openapi)
+    app.on_cleanup.append(_close_source)
     return app
+
+
+async def _close_source(app: web.Application) -> None:
+    """Sources that hold connections (Prometheus) close them when the mirror stops."""
+    closer = getattr(app[SOURCE], "aclose", None)
+    if closer is not None:
+        await closer()
 
 
 def _method_handler(request_type: Any) -> Handler:
@@ -95,8 +135,23 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+async def _read_body(request: web.Request) -> bytes:
+    """The body, within the body timeout (aiohttp itself would wait for it forever)."""
+    if request.content.is_eof():  # all arrived with the headers: no timer needed
+        return await request.read()
+    timeout_s = request.app[SETTINGS].body_timeout_s
+    try:
+        return await asyncio.wait_for(request.read(), timeout_s)
+    except asyncio.TimeoutError:
+        raise RemoteMirrorError(
+            "Request body not received in time",
+            f"Content-Length announced more than arrived within {timeout_s:g} s",
+            http_status=408,
+        ) from None
+
+
 async def _read_json(request: web.Request) -> Any:
-    raw = await request.read()
+    raw = await _read_body(request)
     try:
         return json.loads(raw, parse_constant=_reject_constant)
     except (ValueError, UnicodeDecodeError) as error:
@@ -107,6 +162,10 @@ async def _read_json(request: web.Request) -> Any:
 
 async def _healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
+
+
+async def _openapi(request: web.Request) -> web.Response:
+    return web.json_response(request.app[OPENAPI])
 
 
 def _error_response(error: MirrorError) -> web.Response:
@@ -130,7 +189,9 @@ async def _mirror_middleware(request: web.Request, handler: Handler) -> web.Stre
     started = time.perf_counter()
     arrived = time.time()
     settings = request.app[SETTINGS]
+    path = auth.public_path(request.path, settings.auth_secret)  # logs never show the secret
     try:
+        auth.authorize(request.path, request.headers.get(auth.AUTH_HEADER), settings.auth_secret)
         response = await handler(request)
     except MirrorError as error:
         response = _error_response(error)
@@ -138,29 +199,64 @@ async def _mirror_middleware(request: web.Request, handler: Handler) -> web.Stre
     except web.HTTPException as error:
         mirror_error = _http_error(error)
         response = _error_response(mirror_error)
+        if "Allow" in error.headers:  # a 405 must say which methods are allowed
+            response.headers["Allow"] = error.headers["Allow"]
         request[_SUMMARY] = str(mirror_error)
     except Exception as error:  # the mirror's own fault: still a protocol body
-        log.exception("unexpected failure answering %s %s", request.method, request.path)
+        log.exception("unexpected failure answering %s %s", request.method, path)
         response = _error_response(
             RemoteMirrorError("Internal mirror error", repr(error), http_status=500)
         )
         request[_SUMMARY] = f"internal error: {error!r}"
     response.headers[API_KEY_HEADER] = settings.api_key
-    request.app[REQUEST_LOG].append(
+    request.app[REQUEST_LOG].append(  # before sending: whoever has the answer finds it logged
         RequestLogEntry(
             time=arrived,
-            method=_method_name(request),
-            path=request.path,
+            method=_method_name(request.method, path),
+            path=path,
             summary=request.get(_SUMMARY, ""),
             status=response.status,
             latency_ms=(time.perf_counter() - started) * 1000.0,
             points=request.get(_POINTS),
         )
     )
+    await _send(request, response, settings.send_timeout_s, path)
     return response
 
 
-def _method_name(request: web.Request) -> str:
+async def _send(
+    request: web.Request, response: web.StreamResponse, timeout_s: float, path: str
+) -> None:
+    """Write the answer, aborting the connection if it is not written within ``timeout_s``.
+
+    aiohttp has no write timeout: a client that stops reading would hold the
+    connection, the handler and the encoded body in memory for ever.
+    """
+    transport = request.transport
+    if transport is None:
+        return
+
+    def abort() -> None:
+        log.warning(
+            "%s %s: answer not delivered within %g s (the client stopped reading); "
+            "connection aborted",
+            request.method,
+            path,
+            timeout_s,
+        )
+        transport.abort()  # drops the unsent buffer; close() would wait for it to drain
+
+    timer = asyncio.get_running_loop().call_later(timeout_s, abort)
+    try:
+        await response.prepare(request)
+        await response.write_eof()
+    except ConnectionError:
+        pass  # the client left or was aborted; aiohttp ends the connection
+    finally:
+        timer.cancel()
+
+
+def _method_name(method: str, path: str) -> str:
     """``metric``, ``field/name``... for the four methods; the HTTP method otherwise."""
-    known = request.method == "POST" and request.path in ROUTES
-    return request.path.removeprefix("/api/") if known else request.method
+    known = method == "POST" and path in ROUTES
+    return path.removeprefix("/api/") if known else method

@@ -1,0 +1,152 @@
+"""Serve a mirror from several processes: gunicorn with aiohttp's GunicornWebWorker.
+
+One aiohttp process runs on one core; metric answers are CPU-bound (numpy, then
+JSON encoding), so a mirror serving many StackState users gains from one process
+per core. gunicorn's arbiter binds the port once and forks the workers, which
+accept on the shared socket and restart if one dies. Each worker builds its own
+application after the fork; the synthetic data is a pure function of its seeds,
+so every worker serves the same answers. What a worker keeps in memory is its
+own: the request log, and shape changes made at run time (the notebook's
+widgets), which is why the notebook runs one process.
+
+Two ways in (``pip install 'mirror-kit[deploy]'``; Linux and macOS, not Windows):
+
+* ``run(settings, host=..., port=..., workers=N)`` -- what ``python -m mirror_kit
+  serve --workers N`` calls;
+* gunicorn's own command line, configured from ``MIRROR_KIT_*`` variables::
+
+      MIRROR_KIT_API_KEY=s3cret gunicorn 'mirror_kit.server.workers:app_factory' \\
+          --worker-class aiohttp.GunicornWebWorker --workers 4 --bind 0.0.0.0:7007
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from aiohttp import web
+
+from ..service import Limits
+from ..sources import TelemetrySource
+from .app import ServerSettings, create_app
+
+WORKER_CLASS = "aiohttp.GunicornWebWorker"
+_DEFAULTS = ServerSettings()
+
+#: Environment variable -> (ServerSettings field, parser). Limits fields are nested.
+ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
+    "MIRROR_KIT_API_KEY": ("api_key", str),
+    "MIRROR_KIT_AUTH_SECRET": ("auth_secret", str),
+    "MIRROR_KIT_MAX_BODY": ("max_body_bytes", int),
+    "MIRROR_KIT_REQUEST_TIMEOUT": ("request_timeout_s", float),
+    "MIRROR_KIT_KEEPALIVE_TIMEOUT": ("keepalive_timeout_s", float),
+    "MIRROR_KIT_BODY_TIMEOUT": ("body_timeout_s", float),
+    "MIRROR_KIT_SEND_TIMEOUT": ("send_timeout_s", float),
+    "MIRROR_KIT_MAX_POINTS": ("max_points", int),
+    "MIRROR_KIT_MAX_ANSWER_POINTS": ("max_answer_points", int),
+}
+_LIMIT_FIELDS = ("max_points", "max_answer_points")
+
+
+def settings_from_env(environ: Mapping[str, str] | None = None) -> ServerSettings:
+    """ServerSettings from ``MIRROR_KIT_*`` variables; unset ones keep their defaults.
+
+    Raises ValueError naming the variable whose value does not parse.
+    """
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for name, (field, parse) in ENVIRONMENT.items():
+        raw = environ.get(name)
+        if raw is None or raw == "":
+            continue
+        try:
+            values[field] = parse(raw)
+        except ValueError:
+            raise ValueError(f"{name}={raw!r} is not a valid {parse.__name__}") from None
+    limits = Limits(**{k: values.pop(k) for k in _LIMIT_FIELDS if k in values})
+    return ServerSettings(**values, limits=limits)
+
+
+async def app_factory() -> web.Application:
+    """For gunicorn's command line: the synthetic mirror, configured from the environment."""
+    return create_app(None, settings_from_env())
+
+
+def bind_address(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def gunicorn_options(
+    settings: ServerSettings, host: str, port: int, workers: int
+) -> dict[str, Any]:
+    """gunicorn settings for ``workers`` aiohttp workers serving on host:port."""
+    if workers < 1:
+        raise ValueError("workers must be at least 1")
+    return {
+        "bind": [bind_address(host, port)],
+        "workers": workers,
+        "worker_class": WORKER_CLASS,
+        # Overridden per connection by the app's handler_args; set for coherence.
+        "keepalive": int(settings.keepalive_timeout_s),
+        # The arbiter restarts a worker silent this long; a request is cut sooner.
+        "timeout": int(settings.request_timeout_s) + 30,
+        "graceful_timeout": 10,
+        "accesslog": None,  # like `serve`: the request log is the app's own
+        "errorlog": "-",
+        "loglevel": "info",
+        "proc_name": "mirror-kit",
+    }
+
+
+def run(
+    settings: ServerSettings,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 7007,
+    workers: int = 2,
+    banner: str | None = None,
+    source_factory: Callable[[], TelemetrySource] | None = None,
+) -> int:
+    """Serve a mirror with ``workers`` processes until SIGINT/SIGTERM.
+
+    ``source_factory`` builds each worker's source after the fork (the synthetic
+    catalog when None); ``banner`` is printed once the port is bound (what to paste
+    into StackState). Returns the arbiter's exit status.
+    """
+    options = gunicorn_options(settings, host, port, workers)
+    application = _application(settings, options, banner, source_factory)
+    try:
+        application.run()
+    except SystemExit as done:
+        return int(done.code or 0)
+    return 0
+
+
+def _application(
+    settings: ServerSettings,
+    options: dict[str, Any],
+    banner: str | None,
+    source_factory: Callable[[], TelemetrySource] | None,
+) -> Any:
+    """A gunicorn application (imported here: gunicorn is the optional ``deploy`` extra)."""
+    try:
+        from gunicorn.app.base import BaseApplication
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise SystemExit("--workers needs gunicorn: pip install 'mirror-kit[deploy]'") from None
+
+    class MirrorApplication(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            for key, value in options.items():
+                self.cfg.set(key, value)
+            if "control_socket_disable" in self.cfg.settings:  # gunicorn >= 25.1
+                # one fixed path per user: two mirrors would fight over it
+                self.cfg.set("control_socket_disable", True)
+            if banner is not None:
+                self.cfg.set("when_ready", lambda _arbiter: print(banner, flush=True))
+
+        def load(self) -> web.Application:
+            source = None if source_factory is None else source_factory()
+            return create_app(source, settings)  # in each worker, after the fork
+
+    return MirrorApplication(prog="mirror-kit")

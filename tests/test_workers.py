@@ -1,0 +1,239 @@
+"""Multi-process serving under gunicorn: configuration, and identical answers per worker.
+
+The servers run as child processes on 127.0.0.1 with an OS-chosen port (read
+from gunicorn's "Listening at" line). Which worker answers a connection is
+found from the workers' own socket tables (psutil), so the test can send the
+same requests through connections held by different workers and compare the
+answers byte for byte.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+from conftest import DAY, HOUR, T0
+from mirror_wire import (
+    AGGREGATION_METHODS,
+    CONNECTION,
+    FIELD_NAMES,
+    FIELD_VALUES,
+    METRIC,
+    connection_body,
+    field_names_body,
+    field_values_body,
+    metrics_body,
+)
+
+from mirror_kit import Limits, ServerSettings
+from mirror_kit.server import API_KEY_HEADER
+from mirror_kit.server.workers import (
+    WORKER_CLASS,
+    bind_address,
+    gunicorn_options,
+    settings_from_env,
+)
+
+DEADLINE_S = 30.0
+A_CPU = {"host": "a-host", "metric": "cpu.user"}
+RUN_TWO_WORKERS = """
+import sys
+from mirror_kit import ServerSettings
+from mirror_kit.server.workers import run
+sys.exit(run(ServerSettings(api_key="workers-key"), host="127.0.0.1", port=0, workers=2))
+"""
+
+
+def test_settings_from_env() -> None:
+    settings = settings_from_env(
+        {
+            "MIRROR_KIT_API_KEY": "k",
+            "MIRROR_KIT_AUTH_SECRET": "0123456789abcdefXYZ",
+            "MIRROR_KIT_MAX_POINTS": "5000",
+            "MIRROR_KIT_KEEPALIVE_TIMEOUT": "12.5",
+            "MIRROR_KIT_SEND_TIMEOUT": "",  # empty: default
+            "UNRELATED": "x",
+        }
+    )
+    assert settings.api_key == "k"
+    assert settings.auth_secret == "0123456789abcdefXYZ"
+    assert settings.limits == Limits(max_points=5000)
+    assert settings.keepalive_timeout_s == 12.5
+    assert settings.send_timeout_s == ServerSettings().send_timeout_s
+    assert settings_from_env({}) == ServerSettings()
+
+
+def test_settings_from_env_names_the_bad_variable() -> None:
+    with pytest.raises(ValueError, match="MIRROR_KIT_MAX_POINTS='many'"):
+        settings_from_env({"MIRROR_KIT_MAX_POINTS": "many"})
+
+
+def test_gunicorn_options() -> None:
+    options = gunicorn_options(ServerSettings(), "::", 7007, 3)
+    assert options["bind"] == ["[::]:7007"] and options["workers"] == 3
+    assert options["worker_class"] == WORKER_CLASS
+    assert bind_address("127.0.0.1", 0) == "127.0.0.1:0"
+    with pytest.raises(ValueError, match="workers"):
+        gunicorn_options(ServerSettings(), "127.0.0.1", 7007, 0)
+
+
+@dataclass
+class Served:
+    process: subprocess.Popen[bytes]
+    port: int
+    workers: list[int]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def _wait_for_workers(process: subprocess.Popen[bytes], log: Path, count: int) -> Served:
+    deadline = time.monotonic() + DEADLINE_S
+    while time.monotonic() < deadline:
+        text = log.read_text(errors="replace")
+        assert process.poll() is None, f"gunicorn exited:\n{text}"
+        port = re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", text)
+        children = psutil.Process(process.pid).children()
+        if port and len(children) == count and _accepts(int(port.group(1))):
+            return Served(process, int(port.group(1)), [c.pid for c in children])
+        time.sleep(0.1)
+    raise AssertionError(f"gunicorn did not start {count} workers:\n{log.read_text()}")
+
+
+def _accepts(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1.0):
+        return True
+    return False
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the arbiter (it stops its workers); SIGKILL to each if it hangs."""
+    if process.poll() is not None:
+        return
+    children = psutil.Process(process.pid).children()
+    process.terminate()
+    try:
+        process.wait(DEADLINE_S)
+    except subprocess.TimeoutExpired:
+        for child in children:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+        process.kill()
+        process.wait(DEADLINE_S)
+
+
+@contextlib.contextmanager
+def gunicorn(
+    command: list[str], workers: int, env: dict[str, str] | None = None
+) -> Iterator[Served]:
+    with tempfile.TemporaryDirectory(prefix="mirror-workers-") as tmp:
+        log = Path(tmp) / "gunicorn.log"
+        with log.open("wb") as sink:
+            process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=sink, stderr=sink, env=env
+            )
+            try:
+                yield _wait_for_workers(process, log, workers)
+            finally:
+                _stop(process)
+
+
+def _worker_of(client: httpx.Client, served: Served) -> int:
+    """Which worker holds this client's (single, kept-alive) connection."""
+    answer = client.post(CONNECTION, json=connection_body())
+    assert answer.status_code == 200
+    _, local_port = answer.extensions["network_stream"].get_extra_info("client_addr")
+    holders = [
+        pid
+        for pid in served.workers
+        for c in psutil.Process(pid).net_connections(kind="tcp")
+        if c.raddr and c.raddr.port == local_port and c.laddr.port == served.port
+    ]
+    assert len(holders) == 1, holders
+    return holders[0]
+
+
+REQUESTS = [
+    (CONNECTION, connection_body()),
+    (FIELD_NAMES, field_names_body(T0, T0 + HOUR, {"host": "a-host"})),
+    (FIELD_VALUES, field_values_body("metric", T0, T0 + HOUR, prefix="cpu")),
+    (METRIC, metrics_body(T0, T0 + HOUR, A_CPU)),
+    *[
+        (METRIC, metrics_body(T0, T0 + DAY, A_CPU, method=m, bucket_ms=HOUR))
+        for m in AGGREGATION_METHODS
+    ],
+]
+
+
+def _answers(client: httpx.Client) -> list[tuple[int, bytes]]:
+    out = []
+    for path, body in REQUESTS:
+        answer = client.post(path, json=body)
+        assert answer.headers[API_KEY_HEADER] == "workers-key"
+        out.append((answer.status_code, answer.content))
+    return out
+
+
+def _client_of(worker: int, served: Served, stack: contextlib.ExitStack) -> httpx.Client:
+    """A client whose kept-alive connection the given worker holds: the other workers
+    are paused (SIGSTOP) while it connects, so only this one can accept."""
+    others = [psutil.Process(pid) for pid in served.workers if pid != worker]
+    client = stack.enter_context(httpx.Client(base_url=served.url, timeout=DEADLINE_S))
+    for other in others:
+        other.suspend()
+    try:
+        assert client.post(CONNECTION, json=connection_body()).status_code == 200
+    finally:
+        for other in others:
+            other.resume()
+    assert _worker_of(client, served) == worker
+    return client
+
+
+def test_two_workers_serve_the_same_answers() -> None:
+    with (
+        gunicorn([sys.executable, "-c", RUN_TWO_WORKERS], workers=2) as served,
+        contextlib.ExitStack() as stack,
+    ):
+        first, second = (_answers(_client_of(pid, served, stack)) for pid in served.workers)
+    assert [status for status, _ in first] == [200] * len(REQUESTS)
+    assert first == second
+
+
+def test_gunicorn_command_line_with_the_app_factory() -> None:
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "mirror_kit.server.workers:app_factory",
+        "--worker-class",
+        WORKER_CLASS,
+        "--workers",
+        "1",
+        "--bind",
+        "127.0.0.1:0",
+        "--no-control-socket",
+    ]
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "MIRROR_KIT_API_KEY": "from-env",
+        "MIRROR_KIT_MAX_ANSWER_POINTS": "100",
+    }
+    with gunicorn(command, workers=1, env=env) as served:
+        answer = httpx.post(served.url + METRIC, json=metrics_body(T0, T0 + HOUR, A_CPU))
+    assert answer.status_code == 200
+    assert answer.headers[API_KEY_HEADER] == "from-env"
+    telemetry = answer.json()["telemetry"]
+    assert len(telemetry["points"]) == 100 and telemetry["isPartial"] is True
