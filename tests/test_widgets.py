@@ -491,3 +491,20 @@ def test_panels_render_in_a_real_kernel(tmp_path: Path, kernel_specs: KernelSpec
     assert nb.cells[5].outputs[0]["text"] == "OK\n"
     figure = nb.cells[7].outputs[0]["data"]
     assert "image/png" in figure and figure["text/plain"].startswith("<Figure size")
+
+
+def test_stop_button_closes_panels_and_frees_the_port() -> None:
+    """The button notebooks 3 and 4 end with: after a click the port can be bound again."""
+    import socket
+
+    from mirror_kit import start_mirror
+    from mirror_kit.notebook import stop_button
+
+    running = start_mirror(port=0)
+    panel = request_inspector(running)
+    button = stop_button(running, panel)
+    button.button.click()
+    assert not running.running and button.button.disabled
+    assert "is free" in button.status.value
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", running.port))

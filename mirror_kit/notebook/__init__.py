@@ -22,6 +22,7 @@ backend, panels redraw a PNG image instead. Usage::
     stream_wizard(mirror)             # StackState's stream wizard, over HTTP
     source_form(mirror)               # values to copy + a working Test Connection
     request_inspector(mirror)         # the last requests the mirror received
+    stop_button(mirror, *panels)      # when done: close the panels, stop the mirror
 
 Plots (``mirror_kit.notebook.plots``):
 
@@ -70,6 +71,7 @@ from .plots import (
     stream_figure,
 )
 from .shaping import ShapingPanel
+from .stop import StopButton, stop_button
 from .widgets import request_inspector, shaping_panel, source_form, stream_wizard
 from .wizard import StreamWizard
 
@@ -79,6 +81,7 @@ __all__ = [
     "RequestInspector",
     "ShapingPanel",
     "SourceForm",
+    "StopButton",
     "StreamData",
     "StreamPlot",
     "StreamWizard",
@@ -91,6 +94,7 @@ __all__ = [
     "shaping_panel",
     "source_form",
     "step_xy",
+    "stop_button",
     "stream_figure",
     "stream_wizard",
 ]
