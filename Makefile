@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: setup lab serve test lint bench clean
+.PHONY: setup lab serve test test-quick lint bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ lint: setup
 
 test: setup lint
 	$(BIN)/pytest
+
+# Everything but the JupyterLab-in-Chromium tests (tests/browser, marker `browser`).
+test-quick: setup lint
+	$(BIN)/pytest -m "not browser"
 
 bench: setup
 	$(BIN)/python bench/bench_mirror.py

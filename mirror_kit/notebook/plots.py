@@ -189,10 +189,11 @@ class StreamPlot:
         self.ax.autoscale_view()
         handles = [h for h in (self.raw_line, *self.aggregated_lines.values()) if h is not None]
         if handles:
-            self.ax.legend(  # outside the axes: the data stays visible
+            self.ax.legend(  # below the axes: the data stays visible, the width fits panels
                 handles=handles,
-                loc="upper left",
-                bbox_to_anchor=(1.01, 1.0),
+                loc="upper center",
+                bbox_to_anchor=(0.5, -0.22),
+                ncol=min(len(handles), 3),
                 fontsize="small",
                 frameon=False,
             )

@@ -146,7 +146,8 @@ class ShapingPanel(Panel):
         self.refreshes = 0
         self._syncing = False
         self._debouncer = Debouncer(debounce, self.refresh)
-        self.plot = LiveStreamPlot(tz=tz, interactive=interactive_plot)
+        # beside a 430 px column of controls: narrow enough for a notebook's width
+        self.plot = LiveStreamPlot(tz=tz, interactive=interactive_plot, figsize=(6.4, 3.6))
         self._build_controls()
         self.match: dict[str, FieldScalar] = {}
         self._init_series(series)
@@ -259,7 +260,12 @@ class ShapingPanel(Panel):
         for name, control in self.controls.items():
             control.observe(lambda change, n=name: self._on_control(n, change), names="value")
         self.message_widget = widgets.HTML()
-        left = widgets.VBox([*self.label_widgets.values(), *self.controls.values()])
+        # A fixed-size column: in an HBox beside the plot, flexbox would otherwise
+        # shrink it until the controls' descriptions are cut off.
+        left = widgets.VBox(
+            [*self.label_widgets.values(), *self.controls.values()],
+            layout=widgets.Layout(flex="0 0 auto", min_width="430px"),
+        )
         self.widget = widgets.VBox([widgets.HBox([left, self.plot.widget]), self.message_widget])
 
     def _init_series(self, series: Mapping[str, FieldScalar] | None) -> None:

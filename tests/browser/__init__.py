@@ -1,0 +1,1 @@
+"""Browser tests: the tutorial's notebooks opened in JupyterLab in Chromium (Playwright)."""
