@@ -84,23 +84,17 @@ def _limit(body: JsonObject, path: str) -> int | None:
     return read.non_negative(read.optional_integer(body, "limit", path), f"{path}.limit")
 
 
-def _common_json(
-    type_name: str,
-    conditions: tuple[EqualityCondition, ...],
-    start_time: int,
-    end_time: int,
-    limit: int | None,
-    latest_first: bool,
-) -> JsonObject:
+def _common_json(query: Any) -> JsonObject:
+    """The fields every query type shares, as StackState renders them."""
     body: JsonObject = {
-        "_type": type_name,
-        "conditions": [c.to_json() for c in conditions],
-        "startTime": start_time,
-        "endTime": end_time,
-        "latestFirst": latest_first,
+        "_type": query.type_name,
+        "conditions": [c.to_json() for c in query.conditions],
+        "startTime": query.start_time,
+        "endTime": query.end_time,
+        "latestFirst": query.latest_first,
     }
-    if limit is not None:
-        body["limit"] = limit
+    if query.limit is not None:
+        body["limit"] = query.limit
     return body
 
 
@@ -128,14 +122,7 @@ class FieldNamesQuery:
         )
 
     def to_json(self) -> JsonObject:
-        return _common_json(
-            self.type_name,
-            self.conditions,
-            self.start_time,
-            self.end_time,
-            self.limit,
-            self.latest_first,
-        )
+        return _common_json(self)
 
 
 @dataclass(frozen=True)
@@ -169,14 +156,7 @@ class FieldValuesQuery:
         )
 
     def to_json(self) -> JsonObject:
-        body = _common_json(
-            self.type_name,
-            self.conditions,
-            self.start_time,
-            self.end_time,
-            self.limit,
-            self.latest_first,
-        )
+        body = _common_json(self)
         body["field"] = self.field.to_json()
         body["offset"] = self.offset
         if self.field_value_prefix is not None:
@@ -215,14 +195,7 @@ class MetricsQuery:
         )
 
     def to_json(self) -> JsonObject:
-        body = _common_json(
-            self.type_name,
-            self.conditions,
-            self.start_time,
-            self.end_time,
-            self.limit,
-            self.latest_first,
-        )
+        body = _common_json(self)
         if self.metric_field is not None:
             body["metricField"] = self.metric_field
         if self.aggregation is not None:
