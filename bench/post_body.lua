@@ -1,0 +1,18 @@
+-- wrk script for bench_mirror.py: POST the JSON body in $BENCH_BODY_FILE on every
+-- request, and print one machine-readable line of results at the end.
+local file = assert(io.open(os.getenv("BENCH_BODY_FILE"), "rb"))
+wrk.method = "POST"
+wrk.body = file:read("*a")
+file:close()
+wrk.headers["Content-Type"] = "application/json"
+
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRK_RESULT {"requests": %.0f, "duration_us": %.0f, "bytes": %.0f, ' ..
+    '"p50_us": %.0f, "p99_us": %.0f, "max_us": %.0f, "connect": %.0f, "read": %.0f, ' ..
+    '"write": %.0f, "status": %.0f, "timeout": %.0f}\n',
+    summary.requests, summary.duration, summary.bytes,
+    latency:percentile(50), latency:percentile(99), latency.max,
+    e.connect, e.read, e.write, e.status, e.timeout))
+end
