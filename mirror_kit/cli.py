@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import sys
 from collections.abc import Sequence
@@ -206,6 +207,9 @@ def _source(args: argparse.Namespace) -> TelemetrySource:
 async def _serve(app: web.Application, host: str, port: int, banner: str) -> None:
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
+    # The objects made at start-up live for ever: keep them out of the collector's
+    # full passes, which otherwise add ~15 ms pauses to answers (bench/README.md).
+    gc.freeze()
     try:
         await web.TCPSite(runner, host, port, backlog=1024).start()
         print(banner, "\nPress Ctrl-C to stop.", sep="\n", flush=True)

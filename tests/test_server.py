@@ -194,6 +194,8 @@ async def test_failing_store_reports_failure_in_test_connection(
 
 async def test_source_crash_and_timeout_are_protocol_errors(aiohttp_client: MakeClient) -> None:
     class Broken(SyntheticSource):
+        may_block = True  # it awaits: the request timeout must bound it
+
         async def points(
             self, query: MetricsQuery, window: PointWindow, details: ConnectionDetails
         ) -> Points:
@@ -209,6 +211,13 @@ async def test_source_crash_and_timeout_are_protocol_errors(aiohttp_client: Make
         assert answer.headers[API_KEY_HEADER] == "api_key"
         assert_error(await answer.json(), "RemoteMirrorError")
     assert_connection_ok(await (await client.post(CONNECTION, json=connection_body())).json())
+
+
+def test_only_sources_that_wait_on_io_pay_for_the_request_timeout() -> None:
+    from mirror_kit.sources import PrometheusSource, RoutingSource
+
+    assert not SyntheticSource.may_block
+    assert PrometheusSource.may_block and RoutingSource.may_block
 
 
 # --- bad input; the server must go on serving --------------------------------------------

@@ -14,13 +14,16 @@ whose body stalls) and send (a client that stops reading its answer).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from aiohttp import web
 
 from .. import openapi, service
@@ -54,6 +57,27 @@ class ServerSettings:
     body_timeout_s: float = 30.0
     #: An answer must be written within this, or the connection is aborted.
     send_timeout_s: float = 60.0
+
+
+#: Answers smaller than this fit the transport's buffer (aiohttp waits for a drain
+#: only above its 64 KiB high-water mark), so writing them cannot stall.
+SMALL_ANSWER_BYTES = 64 * 1024
+
+if sys.version_info >= (3, 11):
+    _timeout = asyncio.timeout
+else:  # pragma: no cover - Python 3.10 lacks asyncio.timeout
+
+    @contextlib.asynccontextmanager
+    async def _timeout(seconds: float) -> Any:
+        task = asyncio.current_task()
+        assert task is not None
+        handle = asyncio.get_running_loop().call_later(seconds, task.cancel)
+        try:
+            yield
+        except asyncio.CancelledError:
+            raise asyncio.TimeoutError from None
+        finally:
+            handle.cancel()
 
 
 SOURCE = web.AppKey("source", TelemetrySource)
@@ -111,12 +135,13 @@ def _method_handler(request_type: Any) -> Handler:
         app = request.app
         parsed = request_type.from_json(await _read_json(request))
         request[_SUMMARY] = parsed.summary()
-        settings = app[SETTINGS]
+        settings, source = app[SETTINGS], app[SOURCE]
         try:
-            response = await asyncio.wait_for(
-                service.answer(parsed, app[SOURCE], settings.limits),
-                settings.request_timeout_s,
-            )
+            if source.may_block:
+                async with _timeout(settings.request_timeout_s):
+                    response = await service.answer(parsed, source, settings.limits)
+            else:
+                response = await service.answer(parsed, source, settings.limits)
         except asyncio.TimeoutError:
             raise RemoteMirrorError(
                 "Request timed out",
@@ -125,7 +150,7 @@ def _method_handler(request_type: Any) -> Handler:
             ) from None
         if isinstance(response, MetricsResponse):
             request[_POINTS] = len(response.telemetry.values)
-        return web.json_response(response.to_json())
+        return _json_response(response.to_json())
 
     handle.__name__ = f"handle_{request_type.type_name}"
     return handle
@@ -133,6 +158,10 @@ def _method_handler(request_type: Any) -> Handler:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
+
+
+#: One decoder for all requests (json.loads would build one per call).
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
 async def _read_body(request: web.Request) -> bytes:
@@ -153,7 +182,7 @@ async def _read_body(request: web.Request) -> bytes:
 async def _read_json(request: web.Request) -> Any:
     raw = await _read_body(request)
     try:
-        return json.loads(raw, parse_constant=_reject_constant)
+        return _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
     except (ValueError, UnicodeDecodeError) as error:
         raise RemoteMirrorError("Invalid request: body is not valid JSON", str(error)) from None
     except RecursionError:
@@ -161,15 +190,28 @@ async def _read_json(request: web.Request) -> Any:
 
 
 async def _healthz(request: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
+    return _json_response({"status": "ok"})
 
 
 async def _openapi(request: web.Request) -> web.Response:
-    return web.json_response(request.app[OPENAPI])
+    return _json_response(request.app[OPENAPI])
+
+
+def _json_response(body: Any, status: int = 200) -> web.Response:
+    """A JSON answer encoded with orjson: encoding metric points is the hot path.
+
+    Text echoed from a request may hold lone surrogates (``"\\ud800"`` is valid JSON);
+    orjson refuses them, the standard library escapes them again.
+    """
+    try:
+        encoded = orjson.dumps(body)
+    except orjson.JSONEncodeError:
+        encoded = json.dumps(body).encode()
+    return web.Response(body=encoded, status=status, content_type="application/json")
 
 
 def _error_response(error: MirrorError) -> web.Response:
-    return web.json_response(error.to_json(), status=error.http_status)
+    return _json_response(error.to_json(), error.http_status)
 
 
 def _http_error(error: web.HTTPException) -> MirrorError:
@@ -189,9 +231,11 @@ async def _mirror_middleware(request: web.Request, handler: Handler) -> web.Stre
     started = time.perf_counter()
     arrived = time.time()
     settings = request.app[SETTINGS]
-    path = auth.public_path(request.path, settings.auth_secret)  # logs never show the secret
+    secret = settings.auth_secret
+    path = request.path if secret is None else auth.public_path(request.path, secret)
     try:
-        auth.authorize(request.path, request.headers.get(auth.AUTH_HEADER), settings.auth_secret)
+        if secret is not None:  # logs never show the secret: ``path`` is without it
+            auth.authorize(request.path, request.headers.get(auth.AUTH_HEADER), secret)
         response = await handler(request)
     except MirrorError as error:
         response = _error_response(error)
@@ -235,6 +279,8 @@ async def _send(
     transport = request.transport
     if transport is None:
         return
+    body = getattr(response, "body", None)
+    small = isinstance(body, bytes) and len(body) < SMALL_ANSWER_BYTES
 
     def abort() -> None:
         log.warning(
@@ -246,14 +292,15 @@ async def _send(
         )
         transport.abort()  # drops the unsent buffer; close() would wait for it to drain
 
-    timer = asyncio.get_running_loop().call_later(timeout_s, abort)
+    timer = None if small else asyncio.get_running_loop().call_later(timeout_s, abort)
     try:
         await response.prepare(request)
         await response.write_eof()
     except ConnectionError:
         pass  # the client left or was aborted; aiohttp ends the connection
     finally:
-        timer.cancel()
+        if timer is not None:
+            timer.cancel()
 
 
 def _method_name(method: str, path: str) -> str:

@@ -61,6 +61,11 @@ class Points:
 class TelemetrySource(ABC):
     """A store the mirror translates Mirror API calls into. Implement the four methods."""
 
+    #: Whether answering may wait on I/O. The server bounds such sources' answers by
+    #: its request timeout; sources that compute in memory set this to False and
+    #: skip that (measurable) per-request cost.
+    may_block: bool = True
+
     @abstractmethod
     async def test_connection(self, connection_details: ConnectionDetails) -> None:
         """Return when the store is reachable; raise MetricStoreConnectionError otherwise."""
