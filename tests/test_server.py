@@ -216,8 +216,11 @@ async def test_source_crash_and_timeout_are_protocol_errors(aiohttp_client: Make
 def test_only_sources_that_wait_on_io_pay_for_the_request_timeout() -> None:
     from mirror_kit.sources import PrometheusSource, RoutingSource
 
-    assert not SyntheticSource.may_block
-    assert PrometheusSource.may_block and RoutingSource.may_block
+    assert not SyntheticSource().blocks({})
+    assert PrometheusSource.may_block
+    routed = RoutingSource(SyntheticSource(), {"prometheus": PrometheusSource.from_details})
+    assert not routed.blocks({}) and not routed.blocks({"source": "synthetic"})
+    assert routed.blocks({"source": "prometheus", "url": "http://127.0.0.1:9"})
 
 
 # --- bad input; the server must go on serving --------------------------------------------

@@ -137,7 +137,7 @@ def _method_handler(request_type: Any) -> Handler:
         request[_SUMMARY] = parsed.summary()
         settings, source = app[SETTINGS], app[SOURCE]
         try:
-            if source.may_block:
+            if source.blocks(parsed.connection_details):
                 async with _timeout(settings.request_timeout_s):
                     response = await service.answer(parsed, source, settings.limits)
             else:

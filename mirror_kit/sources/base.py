@@ -66,6 +66,10 @@ class TelemetrySource(ABC):
     #: skip that (measurable) per-request cost.
     may_block: bool = True
 
+    def blocks(self, connection_details: ConnectionDetails) -> bool:
+        """Whether answering a request with these details may wait on I/O."""
+        return self.may_block
+
     @abstractmethod
     async def test_connection(self, connection_details: ConnectionDetails) -> None:
         """Return when the store is reachable; raise MetricStoreConnectionError otherwise."""

@@ -67,6 +67,13 @@ class RoutingSource(TelemetrySource):
         """Every value ``source`` may take, the default's name first."""
         return [self.default_name, *sorted(n for n in self.factories if n != self.default_name)]
 
+    def blocks(self, connection_details: ConnectionDetails) -> bool:
+        """The default source decides for requests it answers; built sources may block."""
+        name = connection_details.get(SOURCE_KEY)
+        if name is None or name == self.default_name:
+            return self.default.blocks(connection_details)
+        return True
+
     def source_for(self, details: ConnectionDetails) -> TelemetrySource:
         """The source these connection details select, built (and cached) if need be."""
         name = details.get(SOURCE_KEY)
