@@ -264,8 +264,10 @@ async def _mirror_middleware(request: web.Request, handler: Handler) -> web.Stre
             points=request.get(_POINTS),
         )
     )
-    await _send(request, response, settings.send_timeout_s, path)
-    return response
+    body = getattr(response, "body", None)
+    if not (isinstance(body, bytes) and len(body) < SMALL_ANSWER_BYTES):
+        await _send(request, response, settings.send_timeout_s, path)
+    return response  # a small answer cannot stall: aiohttp writes it
 
 
 async def _send(
@@ -279,8 +281,6 @@ async def _send(
     transport = request.transport
     if transport is None:
         return
-    body = getattr(response, "body", None)
-    small = isinstance(body, bytes) and len(body) < SMALL_ANSWER_BYTES
 
     def abort() -> None:
         log.warning(
@@ -292,15 +292,14 @@ async def _send(
         )
         transport.abort()  # drops the unsent buffer; close() would wait for it to drain
 
-    timer = None if small else asyncio.get_running_loop().call_later(timeout_s, abort)
+    timer = asyncio.get_running_loop().call_later(timeout_s, abort)
     try:
         await response.prepare(request)
         await response.write_eof()
     except ConnectionError:
         pass  # the client left or was aborted; aiohttp ends the connection
     finally:
-        if timer is not None:
-            timer.cancel()
+        timer.cancel()
 
 
 def _method_name(method: str, path: str) -> str:
