@@ -68,26 +68,38 @@ def run_wrk(
     with tempfile.TemporaryDirectory(prefix="bench-wrk-") as tmp:
         body_file = Path(tmp) / "body.json"
         body_file.write_bytes(body)
-        command = [
-            "wrk",
-            "-t1",
-            f"-c{connections}",
-            f"-d{duration_s}s",
-            "--timeout",
-            f"{timeout_s}s",
-            "-s",
-            str(LUA_SCRIPT),
-            url,
-        ]
-        env = {**os.environ, "BENCH_BODY_FILE": str(body_file)}
-        done = subprocess.run(
-            command,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=duration_s + timeout_s + 30,
-            check=False,
-        )
+        env = {"BENCH_BODY_FILE": str(body_file)}
+        return run_script(url, LUA_SCRIPT, env, connections, duration_s, timeout_s)
+
+
+def run_script(
+    url: str,
+    script: Path,
+    env: dict[str, str],
+    connections: int,
+    duration_s: int,
+    timeout_s: int = 30,
+) -> LoadResult:
+    """Run wrk (one thread, keep-alive) with a Lua ``script`` that prints a result line."""
+    command = [
+        "wrk",
+        "-t1",
+        f"-c{connections}",
+        f"-d{duration_s}s",
+        "--timeout",
+        f"{timeout_s}s",
+        "-s",
+        str(script),
+        url,
+    ]
+    done = subprocess.run(
+        command,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=duration_s + timeout_s + 30,
+        check=False,
+    )
     return _parse(done)
 
 

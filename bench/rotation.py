@@ -9,8 +9,6 @@ methods. Every request must answer 200; wrk counts anything else as an error.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -86,23 +84,5 @@ def run_rotation(
         requests_file.write_text(
             "".join(f"{path}\t{json.dumps(body)}\n" for path, body in rotation())
         )
-        command = [
-            "wrk",
-            "-t1",
-            f"-c{connections}",
-            f"-d{duration_s}s",
-            "--timeout",
-            f"{timeout_s}s",
-            "-s",
-            str(LUA_SCRIPT),
-            url,
-        ]
-        done = subprocess.run(
-            command,
-            env={**os.environ, "BENCH_REQUESTS_FILE": str(requests_file)},
-            capture_output=True,
-            text=True,
-            timeout=duration_s + timeout_s + 30,
-            check=False,
-        )
-    return loadgen._parse(done)  # the same result line as post_body.lua prints
+        env = {"BENCH_REQUESTS_FILE": str(requests_file)}
+        return loadgen.run_script(url, LUA_SCRIPT, env, connections, duration_s, timeout_s)
