@@ -271,3 +271,29 @@ def test_telemetry_validation(body: dict, query: MetricsQuery, status, words: st
         assert problems == []
     else:
         assert problems[0].status is status and words in problems[0].message, problems
+
+
+def test_given_conditions_are_the_stream_checked(mirror: RunningMirror, capsys) -> None:
+    """--condition names the stream instead of discovering one; wrong ones FAIL discovery."""
+    given = run_checks(
+        mirror.url, api_key="api_key", start=T0, end=T0 + HOUR, conditions={"host": "c-host"}
+    )
+    assert given.ok and given.conditions == "host=c-host"
+    nothing = run_checks(
+        mirror.url, api_key="api_key", start=T0, end=T0 + HOUR, conditions={"host": "z-host"}
+    )
+    assert nothing.result("discovery").status is Status.FAIL
+    args = [
+        "check",
+        mirror.url,
+        "--start",
+        str(T0),
+        "--end",
+        str(T0 + HOUR),
+        "--condition",
+        "host=b-host",
+        "--condition",
+        "metric=mem.used",
+    ]
+    assert main(args) == 0
+    assert "host=b-host AND metric=mem.used" in capsys.readouterr().out

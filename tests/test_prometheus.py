@@ -455,3 +455,29 @@ def test_a_store_down_behind_the_mirror(routed_client: MirrorClient) -> None:
         assert body["error"]["_type"] == "MetricStoreConnectionError"
         with pytest.raises(MetricStoreConnectionError, match="Cannot reach Prometheus"):
             client.metrics(start=BASE_MS, end=END_MS, conditions=TEMPERATURE)
+
+
+def test_the_conformance_checker_passes_in_prometheus_mode(
+    routed_client: MirrorClient, prometheus: PrometheusServer
+) -> None:
+    """The checker passes against the mirror in Prometheus mode, given the stream.
+
+    Its discovery narrows field by field; Prometheus' special fields (``__counter__``,
+    ``__gauge__``, ``__name__``) are alternatives, not refinements, so the stream is
+    given as a user picks it in StackState's wizard.
+    """
+    from mirror_kit.conformance import run_checks
+
+    details = {"source": "prometheus", "url": prometheus.url, "step": "10s"}
+    report = run_checks(
+        routed_client.url,
+        api_key=routed_client.api_key,
+        connection_details=details,
+        start=BASE_MS,
+        end=END_MS,
+        conditions={**TEMPERATURE, "host": "a-host"},
+    )
+    failing = [
+        (r.check, r.status.value, r.reason) for r in report.results if r.status.value != "PASS"
+    ]
+    assert failing == []

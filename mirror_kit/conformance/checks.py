@@ -265,8 +265,20 @@ def _try(ctx: Context, conditions: list[EqualityCondition], tried: list[str]) ->
 
 @check("discovery", "Field Names, Field Values, Get Metric Values (the stream wizard)")
 def discovery(ctx: Context) -> Finding:
-    """Narrow field by field (STRING ones first) until a raw query yields points."""
+    """Narrow field by field (STRING ones first) until a raw query yields points.
+
+    Conditions the user gave (``--condition``) are used as they are instead.
+    """
     tried: list[str] = []
+    if ctx.options.conditions:
+        ctx.target = _try(ctx, list(ctx.options.conditions), tried)
+        if ctx.target is None:
+            return Finding(
+                Status.FAIL,
+                "the conditions given yield no points in the range: " + "; ".join(tried),
+                ctx.probe.exchanges[-1],
+            )
+        return passed(f"{tried[0]} raw points (conditions given)")
     conditions: list[EqualityCondition] = []
     ordered = sorted(ctx.fields, key=lambda f: f.field_type is not FieldType.STRING)
     for descriptor in ordered[:MAX_DISCOVERY_FIELDS]:

@@ -40,6 +40,13 @@ def _instant(text: str) -> int:
     return int(moment.timestamp() * 1000)
 
 
+def _condition(text: str) -> tuple[str, str]:
+    field, equals, value = text.partition("=")
+    if not equals or not field:
+        raise argparse.ArgumentTypeError(f"{text!r} is not FIELD=VALUE")
+    return field, value
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("url", help="the mirror's base URL, e.g. http://127.0.0.1:7007")
     parser.add_argument("--api-key", help="the Api Key StackState is given for this mirror")
@@ -55,6 +62,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--end", type=_instant, help="range end (epoch ms or ISO 8601; now)")
     parser.add_argument("--bucket-ms", type=int, help="window of the aggregated checks")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per request (10)")
+    parser.add_argument(
+        "--condition",
+        action="append",
+        type=_condition,
+        default=[],
+        metavar="FIELD=VALUE",
+        help="a condition of the stream to query (repeat; StringValue); default: discovered",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -68,6 +83,7 @@ def run(args: argparse.Namespace) -> int:
             end=args.end,
             timeout=args.timeout,
             bucket_ms=args.bucket_ms,
+            conditions=dict(args.condition),
         )
     except ValueError as error:
         print(f"mirror-kit check: {error}", file=sys.stderr)

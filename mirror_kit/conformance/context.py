@@ -73,6 +73,8 @@ class Options:
     end: int
     timeout: float
     bucket_ms: int
+    #: The stream's conditions when the user gives them; otherwise discovered.
+    conditions: tuple[EqualityCondition, ...] = ()
 
 
 @dataclass(frozen=True)

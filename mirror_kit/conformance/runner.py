@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from contextlib import closing
 from typing import Any
 
-from ..client import HOUR_MS, TimeArg, to_millis
+from ..client import HOUR_MS, TimeArg, build_conditions, to_millis
 from ..protocol import describe_conditions
 from .checks import CHECKS, Check
 from .context import Context, Finding, Options
@@ -38,12 +38,15 @@ def run_checks(
     end: TimeArg = None,
     timeout: float = 10.0,
     bucket_ms: int | None = None,
+    conditions: Mapping[str, Any] | None = None,
 ) -> Report:
     """Check the mirror at ``url`` as StackState would use it; see docs/conformance.md.
 
     The range defaults to the hour ending now. ``api_key`` is the key StackState was
     given (None: the header need only be present and constant). ``timeout`` bounds
     each request; a mirror that times out twice in a row is asked nothing more.
+    ``conditions`` (``{"__name__": "up", "job": "api"}``) name the stream to query,
+    as a user picks it in StackState's wizard; without them the checker discovers one.
     """
     end_ms = to_millis(end, int(time.time() * 1000))
     start_ms = to_millis(start, end_ms - HOUR_MS)
@@ -57,6 +60,7 @@ def run_checks(
         end=end_ms,
         timeout=timeout,
         bucket_ms=bucket_ms or default_bucket_ms(start_ms, end_ms),
+        conditions=build_conditions(conditions, {}),
     )
     with closing(Probe(options.url, timeout)) as probe:
         ctx = Context(options, probe)
