@@ -30,6 +30,14 @@ from .sources.routing import SourceFactory
 
 ALL_INTERFACES = "0.0.0.0"
 
+#: (flag, ServerSettings field, help) of the timeouts, all in seconds.
+TIMEOUT_FLAGS = (
+    ("--request-timeout", "request_timeout_s", "seconds a source may take to answer (504)"),
+    ("--keepalive-timeout", "keepalive_timeout_s", "seconds an idle connection is kept"),
+    ("--body-timeout", "body_timeout_s", "seconds a request body may take to arrive (408)"),
+    ("--send-timeout", "send_timeout_s", "seconds an answer may take to be read (then aborted)"),
+)
+
 
 def form_values(host: str, port: int, api_key: str, secret: str | None = None) -> str:
     """The Mirror source form values for this mirror, as the banner shows them."""
@@ -82,30 +90,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--max-body", type=int, default=ServerSettings().max_body_bytes, help="bytes per request"
     )
-    serve.add_argument(
-        "--request-timeout",
-        type=float,
-        default=ServerSettings().request_timeout_s,
-        help="seconds a source may take to answer (504 past it)",
-    )
-    serve.add_argument(
-        "--keepalive-timeout",
-        type=float,
-        default=ServerSettings().keepalive_timeout_s,
-        help="seconds an idle connection is kept",
-    )
-    serve.add_argument(
-        "--body-timeout",
-        type=float,
-        default=ServerSettings().body_timeout_s,
-        help="seconds a request body may take to arrive (408 past it)",
-    )
-    serve.add_argument(
-        "--send-timeout",
-        type=float,
-        default=ServerSettings().send_timeout_s,
-        help="seconds an answer may take to be read before the connection is aborted",
-    )
+    defaults = ServerSettings()
+    for flag, field, meaning in TIMEOUT_FLAGS:
+        serve.add_argument(flag, type=float, default=getattr(defaults, field), help=meaning)
     serve.add_argument(
         "--auth-secret",
         default=os.environ.get("MIRROR_KIT_AUTH_SECRET"),
