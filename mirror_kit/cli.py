@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -200,7 +202,12 @@ async def _serve(app: web.Application, host: str, port: int, banner: str) -> Non
     try:
         await web.TCPSite(runner, host, port, backlog=1024).start()
         print(banner, "\nPress Ctrl-C to stop.", sep="\n", flush=True)
-        await asyncio.Event().wait()  # until Ctrl-C cancels this task
+        stop = asyncio.Event()
+        with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows
+            # `docker stop`, systemd and Kubernetes send SIGTERM: stop as cleanly as Ctrl-C
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        await stop.wait()  # until SIGTERM, or Ctrl-C cancels this task
+        print("\nStopped.", flush=True)
     finally:
         await runner.cleanup()
 

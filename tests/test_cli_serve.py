@@ -72,9 +72,9 @@ class Served:
                 time.sleep(0.05)
         raise AssertionError(f"serve did not answer on {self.url}")
 
-    def interrupt(self) -> tuple[int, str, str]:
-        """Ctrl-C; return (exit status, stdout, stderr)."""
-        self.process.send_signal(signal.SIGINT)
+    def interrupt(self, signum: int = signal.SIGINT) -> tuple[int, str, str]:
+        """Ctrl-C (or another signal); return (exit status, stdout, stderr)."""
+        self.process.send_signal(signum)
         out, err = self.process.communicate(timeout=EXIT_TIMEOUT_S)
         return self.process.returncode, out, err
 
@@ -128,6 +128,15 @@ def test_serve_answers_the_four_methods_and_stops_on_ctrl_c(served: Served) -> N
     assert re.search(r"Api Key:\s+api_key$", out, re.MULTILINE), out
     assert re.search(r"Connection details JSON:\s+\{\}$", out, re.MULTILINE), out
     assert re.search(rf"Mirror URL:\s+http://host\.docker\.internal:{served.port}\b", out), out
+
+
+def test_serve_stops_cleanly_on_sigterm(served: Served) -> None:
+    """What `docker stop` and service managers send: the same clean stop as Ctrl-C."""
+    with httpx.Client(base_url=served.url, timeout=10) as http:
+        assert_connection_ok(served.wait_ready(http).json())
+    status, out, err = served.interrupt(signal.SIGTERM)
+    assert status == 0, err
+    assert out.rstrip().endswith("Stopped.") and "Traceback" not in err
 
 
 def test_serve_with_custom_key_and_caps() -> None:
