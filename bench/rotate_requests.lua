@@ -22,13 +22,5 @@ request = function()
   return formatted[next_index]
 end
 
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format(
-    'WRK_RESULT {"requests": %.0f, "duration_us": %.0f, "bytes": %.0f, ' ..
-    '"p50_us": %.0f, "p99_us": %.0f, "max_us": %.0f, "connect": %.0f, "read": %.0f, ' ..
-    '"write": %.0f, "status": %.0f, "timeout": %.0f}\n',
-    summary.requests, summary.duration, summary.bytes,
-    latency:percentile(50), latency:percentile(99), latency.max,
-    e.connect, e.read, e.write, e.status, e.timeout))
-end
+-- the shared result line, from the folder this script is in
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "wrk_result.lua")

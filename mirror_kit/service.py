@@ -111,9 +111,8 @@ async def _fetch(
     q: MetricsQuery, source: TelemetrySource, budget: int, details: ConnectionDetails
 ) -> Points:
     """Raw points for the query's range, non-finite values dropped (JSON has no NaN)."""
-    window = PointWindow(q.start_time, q.end_time, budget, q.latest_first)
-    if q.end_time <= q.start_time:
-        window = PointWindow(q.start_time, q.start_time, budget, q.latest_first)
+    end = max(q.end_time, q.start_time)  # an inverted range is an empty one
+    window = PointWindow(q.start_time, end, budget, q.latest_first)
     points = await source.points(q, window, details)
     finite = np.isfinite(points.values)
     if finite.all():

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Iterator
+from typing import NoReturn
 
 import matplotlib
 import pytest
@@ -15,6 +18,24 @@ from mirror_kit import MirrorClient, RunningMirror, start_mirror
 T0 = 1_767_225_600_000
 HOUR = 3_600_000
 DAY = 24 * HOUR
+
+
+def free_port() -> int:
+    """A port nobody listens on on 127.0.0.1 right now (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def missing_tool(message: str) -> NoReturn:
+    """A system tool the tests need is absent: a failure under CI=true, a skip elsewhere.
+
+    CI installs every tool (.ci/run), so there a missing one is a broken set-up,
+    never a reason to pass.
+    """
+    if os.environ.get("CI") == "true":
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
 
 
 @pytest.fixture

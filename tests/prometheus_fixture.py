@@ -13,9 +13,7 @@ fixture so Prometheus starts once.
 from __future__ import annotations
 
 import math
-import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -25,7 +23,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-import pytest
+from conftest import free_port, missing_tool
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
@@ -155,16 +153,7 @@ def require_binaries() -> tuple[str, str]:
     found = binaries()
     if found is not None:
         return found
-    message = f"the prometheus and promtool binaries are not on PATH; install: {INSTALL_HINT}"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message, pytrace=False)
-    pytest.skip(message)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+    missing_tool(f"the prometheus and promtool binaries are not on PATH; install: {INSTALL_HINT}")
 
 
 class PrometheusServer:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import HOUR, T0
+from conftest import HOUR, T0, free_port
 from mirror_wire import (
     CONNECTION,
     FIELD_NAMES,
@@ -39,13 +38,6 @@ from mirror_wire import (
 REPO = Path(__file__).resolve().parents[1]
 READY_TIMEOUT_S = 20.0
 EXIT_TIMEOUT_S = 20.0
-
-
-def free_port() -> int:
-    """A port nobody listens on now (the kernel picks it; closed again for the server)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Served:

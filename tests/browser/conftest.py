@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import missing_tool
 
 from .lab_server import LabServer
 from .notebooks import copy_cleared
@@ -74,9 +75,7 @@ def browser_tools() -> None:
     missing = missing_tools()
     if not missing:
         return
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"browser tests need {', '.join(missing)}; install: {INSTALL}", False)
-    pytest.skip(f"browser tests need {', '.join(missing)} (install: {INSTALL})")
+    missing_tool(f"browser tests need {', '.join(missing)}; install: {INSTALL}")
 
 
 @pytest.fixture(scope="package")

@@ -80,8 +80,6 @@ def test_slider_redraws_plot_in_scratch_notebook(
 def test_shape_the_data_notebook_in_lab(
     page: Any, lab: LabServer, lab_root: Path, artifacts: Path
 ) -> None:
-    if not (lab_root / NOTEBOOK_03).exists():
-        pytest.skip(f"notebooks/{NOTEBOOK_03} is not written yet")
     view = NotebookView(page, lab, NOTEBOOK_03)
     assert check_slider_redraws_plot(view, artifacts, "03-shape-the-data") >= MIN_CHANGED_PIXELS
     view.hide_left_sidebar()
