@@ -38,7 +38,6 @@ from .protocol import (
     FieldNamesQuery,
     FieldNamesRequest,
     FieldNamesResponse,
-    FieldType,
     FieldValuesQuery,
     FieldValuesRequest,
     FieldValuesResponse,
@@ -442,7 +441,6 @@ class AsyncMirrorClient(_ClientBase):
 __all__ = [
     "ApiKeyMismatchError",
     "AsyncMirrorClient",
-    "FieldType",
     "MetricSeries",
     "MirrorClient",
     "MirrorClientError",
