@@ -37,6 +37,8 @@ from .sources import ConnectionDetails, Points, PointWindow, TelemetrySource
 
 T = TypeVar("T")
 
+_CONNECTED = TestConnectionResponse()  # immutable: one serves every successful test
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -67,7 +69,11 @@ async def answer(request: MirrorRequest, source: TelemetrySource, limits: Limits
     """The response to ``request``; protocol errors propagate as MirrorError."""
     details = request.connection_details
     if isinstance(request, TestConnectionRequest):
-        return await _test_connection(source, details)
+        try:
+            await source.test_connection(details)
+        except MirrorError as error:
+            return TestConnectionResponse(error)
+        return _CONNECTED
     if isinstance(request, FieldNamesRequest):
         names = await source.field_names(request.query, details)
         page, partial = _page(names, 0, request.query.limit)
@@ -80,16 +86,6 @@ async def answer(request: MirrorRequest, source: TelemetrySource, limits: Limits
     if isinstance(request, MetricsRequest):
         return MetricsResponse(await _metrics(request.query, source, limits, details))
     raise TypeError(f"not a Mirror API request: {request!r}")
-
-
-async def _test_connection(
-    source: TelemetrySource, details: ConnectionDetails
-) -> TestConnectionResponse:
-    try:
-        await source.test_connection(details)
-    except MirrorError as error:
-        return TestConnectionResponse(error)
-    return TestConnectionResponse()
 
 
 def _page(items: Sequence[T], offset: int, limit: int | None) -> tuple[Sequence[T], bool]:

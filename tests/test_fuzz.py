@@ -439,6 +439,4 @@ def test_schemathesis(case: Any, served_url: str) -> None:
     the work cap): 400s no schema can foresee.
     """
     STATS["schemathesis requests"] += 1
-    case.call_and_validate(
-        base_url=served_url, excluded_checks=[positive_data_acceptance]
-    )
+    case.call_and_validate(base_url=served_url, excluded_checks=[positive_data_acceptance])

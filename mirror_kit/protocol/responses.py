@@ -1,8 +1,10 @@
 """The four response bodies, rendered exactly as MIRROR_API.md shows them.
 
 Metric points are held as numpy arrays (values float64, timestamps int64 epoch ms)
-so that sources and the aggregation never build per-point Python objects; only
-``to_json`` turns them into the ``[[value, timestamp], ...]`` lists of the wire.
+so that sources and the aggregation never build per-point Python objects.
+``to_json`` gives the body as Python values (``[[value, timestamp], ...]`` lists);
+``to_bytes`` gives the same body as the JSON bytes the server sends, rendering the
+points straight from the arrays (``encoding.points_json``).
 """
 
 from __future__ import annotations
@@ -11,16 +13,28 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
+import orjson
 
 from . import _read as read
+from .encoding import encode, points_json
 from .errors import MetricStoreConnectionError, MirrorError, invalid
 from .values import FieldDescriptor, FieldValueOption, field_value_option_from_json
 
 JsonObject = dict[str, Any]
 
 
+class _Body:
+    """``to_bytes``: the JSON bytes of ``to_json``, as the server sends them."""
+
+    def to_json(self) -> JsonObject:
+        raise NotImplementedError
+
+    def to_bytes(self) -> bytes:
+        return encode(self.to_json())
+
+
 @dataclass(frozen=True)
-class TestConnectionResponse:
+class TestConnectionResponse(_Body):
     error: MirrorError | None = None
 
     type_name: ClassVar[str] = "TestConnectionResponse"
@@ -51,7 +65,7 @@ class TestConnectionResponse:
 
 
 @dataclass(frozen=True)
-class FieldNamesResponse:
+class FieldNamesResponse(_Body):
     fields: tuple[FieldDescriptor, ...]
     is_partial: bool = False
 
@@ -76,7 +90,7 @@ class FieldNamesResponse:
 
 
 @dataclass(frozen=True)
-class FieldValuesResponse:
+class FieldValuesResponse(_Body):
     values: tuple[FieldValueOption, ...]
     is_partial: bool = False
 
@@ -113,8 +127,35 @@ def _points_array(body: JsonObject, width: int) -> np.ndarray:
     return array
 
 
+class _Telemetry:
+    """The telemetry body around its points, as Python lists or as rendered JSON."""
+
+    type_name: ClassVar[str]
+    data_format: ClassVar[tuple[str, ...]]
+    is_partial: bool
+
+    def columns(self) -> tuple[np.ndarray, ...]:
+        raise NotImplementedError
+
+    def to_json(self) -> JsonObject:
+        rows = zip(*(column.tolist() for column in self.columns()), strict=True)
+        return self._body(list(map(list, rows)))
+
+    def to_wire(self) -> JsonObject:
+        """The body with its points as an ``orjson.Fragment``: for ``encode`` only."""
+        return self._body(orjson.Fragment(points_json(*self.columns())))
+
+    def _body(self, points: Any) -> JsonObject:
+        return {
+            "points": points,
+            "dataFormat": list(self.data_format),
+            "isPartial": self.is_partial,
+            "_type": self.type_name,
+        }
+
+
 @dataclass(frozen=True)
-class RawMetricTelemetry:
+class RawMetricTelemetry(_Telemetry):
     """Points ``[value, timestamp]`` in time order (or newest first with latestFirst)."""
 
     values: np.ndarray
@@ -124,14 +165,9 @@ class RawMetricTelemetry:
     type_name: ClassVar[str] = "RawMetricTelemetry"
     data_format: ClassVar[tuple[str, ...]] = ("value", "timestamp")
 
-    def to_json(self) -> JsonObject:
-        points = list(map(list, zip(self.values.tolist(), self.timestamps.tolist(), strict=False)))
-        return {
-            "points": points,
-            "dataFormat": list(self.data_format),
-            "isPartial": self.is_partial,
-            "_type": self.type_name,
-        }
+    def columns(self) -> tuple[np.ndarray, ...]:
+        """The points' columns, in ``data_format`` order."""
+        return (self.values, self.timestamps)
 
     @classmethod
     def from_json(cls, body: JsonObject) -> RawMetricTelemetry:
@@ -145,7 +181,7 @@ class RawMetricTelemetry:
 
 
 @dataclass(frozen=True)
-class AggregatedMetricTelemetry:
+class AggregatedMetricTelemetry(_Telemetry):
     """Points ``[value, startTimestamp, endTimestamp]``, one per non-empty bucket."""
 
     values: np.ndarray
@@ -156,19 +192,9 @@ class AggregatedMetricTelemetry:
     type_name: ClassVar[str] = "AggregatedMetricTelemetry"
     data_format: ClassVar[tuple[str, ...]] = ("value", "startTimestamp", "endTimestamp")
 
-    def to_json(self) -> JsonObject:
-        points = list(
-            map(
-                list,
-                zip(self.values.tolist(), self.starts.tolist(), self.ends.tolist(), strict=False),
-            )
-        )
-        return {
-            "points": points,
-            "dataFormat": list(self.data_format),
-            "isPartial": self.is_partial,
-            "_type": self.type_name,
-        }
+    def columns(self) -> tuple[np.ndarray, ...]:
+        """The points' columns, in ``data_format`` order."""
+        return (self.values, self.starts, self.ends)
 
     @classmethod
     def from_json(cls, body: JsonObject) -> AggregatedMetricTelemetry:
@@ -194,13 +220,16 @@ MetricTelemetry = RawMetricTelemetry | AggregatedMetricTelemetry
 
 
 @dataclass(frozen=True)
-class MetricsResponse:
+class MetricsResponse(_Body):
     telemetry: MetricTelemetry
 
     type_name: ClassVar[str] = "MetricsResponse"
 
     def to_json(self) -> JsonObject:
         return {"telemetry": self.telemetry.to_json(), "_type": self.type_name}
+
+    def to_bytes(self) -> bytes:
+        return encode({"telemetry": self.telemetry.to_wire(), "_type": self.type_name})
 
     @classmethod
     def from_json(cls, body: Any) -> MetricsResponse:

@@ -1,10 +1,16 @@
 """The aiohttp application: routes, the API-key header, limits and error mapping.
 
-``create_app`` is the application factory. One middleware carries every
+``create_app`` is the application factory. One wrapper, ``_guarded``, carries every
 cross-cutting concern so that each request pays for it once: it checks the
 optional shared secret, sets ``X-MIRROR-API-KEY`` on every response (errors, 404
 and 405 included), turns any failure into a protocol error body, writes the answer
 within the send timeout, and records the request in the log.
+
+It wraps each route's handler rather than being a middleware: aiohttp's middleware
+chain (its lookup, ``_fix_request_current_app`` and one more coroutine per request)
+costs about 3 us, a tenth of what aiohttp itself spends on a test connection
+(bench/README.md). So every path has a route: the four methods, ``/healthz``,
+``/openapi.json``, and a catch-all that answers 404, or 405 on a known path.
 
 Slow clients are bounded by three timeouts (docs/hardening.md): keep-alive (an
 idle connection, or one whose request headers never complete), body (a request
@@ -28,9 +34,10 @@ from aiohttp import web
 
 from .. import openapi, service
 from ..protocol import ROUTES, MetricsResponse, MirrorError, RemoteMirrorError
+from ..protocol.encoding import encode
 from ..sources import SyntheticSource, TelemetrySource
 from . import auth
-from .requestlog import RequestLog, RequestLogEntry
+from .requestlog import RequestLog
 
 log = logging.getLogger("mirror_kit.server")
 
@@ -85,7 +92,9 @@ SETTINGS = web.AppKey("settings", ServerSettings)
 REQUEST_LOG = web.AppKey("request_log", RequestLog)
 OPENAPI = web.AppKey("openapi", dict)
 
-_SUMMARY = web.RequestKey("summary", str)
+#: What the log shows for a request: text, or the parsed request's ``summary``
+#: method, called only when someone reads the log.
+_SUBJECT = web.RequestKey("subject", object)
 _POINTS = web.RequestKey("points", int)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -97,8 +106,9 @@ def create_app(
     """A mirror application serving ``source`` (the synthetic catalog by default)."""
     settings = settings or ServerSettings()
     auth.check_secret(settings.auth_secret)
+    source = source if source is not None else SyntheticSource()
+    request_log = RequestLog(settings.log_size)
     app = web.Application(
-        middlewares=[_mirror_middleware],
         client_max_size=settings.max_body_bytes,
         handler_args={
             "keepalive_timeout": settings.keepalive_timeout_s,
@@ -107,18 +117,22 @@ def create_app(
             "lingering_time": min(10.0, settings.body_timeout_s),
         },
     )
-    app[SOURCE] = source if source is not None else SyntheticSource()
+    app[SOURCE] = source
     app[SETTINGS] = settings
-    app[REQUEST_LOG] = RequestLog(settings.log_size)
+    app[REQUEST_LOG] = request_log
     app[OPENAPI] = openapi.build_document(
         api_key_header=API_KEY_HEADER,
         auth_header=None if settings.auth_secret is None else auth.AUTH_HEADER,
     )
+    guard = _Guard(settings, request_log)
     for prefix in auth.route_prefixes(settings.auth_secret):
         for path, request_type in ROUTES.items():
-            app.router.add_post(prefix + path, _method_handler(request_type))
-        app.router.add_get(prefix + "/healthz", _healthz)
-        app.router.add_get(prefix + "/openapi.json", _openapi)
+            handler = _method_handler(request_type, source, settings)
+            app.router.add_post(prefix + path, guard(handler, path.removeprefix("/api/"), path))
+        app.router.add_get(prefix + "/healthz", guard(_healthz, "GET", "/healthz"))
+        app.router.add_get(prefix + "/openapi.json", guard(_openapi, "GET", "/openapi.json"))
+    allowed = {r.canonical: {route.method for route in r} for r in app.router.resources()}
+    app.router.add_route("*", r"/{path:[\s\S]*}", guard(_off_the_api(allowed)))  # \n too
     app.on_cleanup.append(_close_source)
     return app
 
@@ -130,27 +144,31 @@ async def _close_source(app: web.Application) -> None:
         await closer()
 
 
-def _method_handler(request_type: Any) -> Handler:
+def _method_handler(
+    request_type: Any, source: TelemetrySource, settings: ServerSettings
+) -> Handler:
+    """The handler of one Mirror API method, bound to the mirror's source and settings."""
+    limits, timeout_s = settings.limits, settings.request_timeout_s
+
     async def handle(request: web.Request) -> web.Response:
-        app = request.app
-        parsed = request_type.from_json(await _read_json(request))
-        request[_SUMMARY] = parsed.summary()
-        settings, source = app[SETTINGS], app[SOURCE]
+        raw = _arrived_body(request)
+        if raw is None:
+            raw = await _late_body(request, settings.body_timeout_s)
+        parsed = request_type.from_json(_parse_json(raw))
+        request[_SUBJECT] = parsed.summary
         try:
             if source.blocks(parsed.connection_details):
-                async with _timeout(settings.request_timeout_s):
-                    response = await service.answer(parsed, source, settings.limits)
+                async with _timeout(timeout_s):
+                    response = await service.answer(parsed, source, limits)
             else:
-                response = await service.answer(parsed, source, settings.limits)
+                response = await service.answer(parsed, source, limits)
         except asyncio.TimeoutError:
             raise RemoteMirrorError(
-                "Request timed out",
-                f"no answer within {settings.request_timeout_s:g} s",
-                http_status=504,
+                "Request timed out", f"no answer within {timeout_s:g} s", http_status=504
             ) from None
         if isinstance(response, MetricsResponse):
             request[_POINTS] = len(response.telemetry.values)
-        return _json_response(response.to_json())
+        return _bytes_response(response.to_bytes())
 
     handle.__name__ = f"handle_{request_type.type_name}"
     return handle
@@ -164,11 +182,18 @@ def _reject_constant(name: str) -> Any:
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
-async def _read_body(request: web.Request) -> bytes:
+def _arrived_body(request: web.Request) -> bytes | None:
+    """The body if all of it came with the headers (the usual case), else None."""
+    if not request.content.is_eof():
+        return None
+    body = request.content.read_nowait()
+    if len(body) > request.client_max_size:
+        raise web.HTTPRequestEntityTooLarge(request.client_max_size, len(body))
+    return body
+
+
+async def _late_body(request: web.Request, timeout_s: float) -> bytes:
     """The body, within the body timeout (aiohttp itself would wait for it forever)."""
-    if request.content.is_eof():  # all arrived with the headers: no timer needed
-        return await request.read()
-    timeout_s = request.app[SETTINGS].body_timeout_s
     try:
         return await asyncio.wait_for(request.read(), timeout_s)
     except asyncio.TimeoutError:
@@ -179,14 +204,34 @@ async def _read_body(request: web.Request) -> bytes:
         ) from None
 
 
-async def _read_json(request: web.Request) -> Any:
-    raw = await _read_body(request)
+def _parse_json(raw: bytes) -> Any:
+    """The body as JSON: orjson for the usual UTF-8 body, the standard library else.
+
+    The standard library also reads what orjson refuses but JSON allows (UTF-16 and
+    UTF-32 bodies, lone surrogate escapes, integers past 64 bits), and words the error.
+    """
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        pass
     try:
         return _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
     except (ValueError, UnicodeDecodeError) as error:
         raise RemoteMirrorError("Invalid request: body is not valid JSON", str(error)) from None
     except RecursionError:
         raise RemoteMirrorError("Invalid request: body is nested too deeply") from None
+
+
+def _off_the_api(allowed: dict[str, set[str]]) -> Handler:
+    """404 for an unknown path; 405, with the Allow header, for a known one."""
+
+    async def off_the_api(request: web.Request) -> web.Response:
+        methods = allowed.get(request.path)
+        if methods is None:
+            raise web.HTTPNotFound()
+        raise web.HTTPMethodNotAllowed(request.method, methods)
+
+    return off_the_api
 
 
 async def _healthz(request: web.Request) -> web.Response:
@@ -198,15 +243,10 @@ async def _openapi(request: web.Request) -> web.Response:
 
 
 def _json_response(body: Any, status: int = 200) -> web.Response:
-    """A JSON answer encoded with orjson: encoding metric points is the hot path.
+    return _bytes_response(encode(body), status)
 
-    Text echoed from a request may hold lone surrogates (``"\\ud800"`` is valid JSON);
-    orjson refuses them, the standard library escapes them again.
-    """
-    try:
-        encoded = orjson.dumps(body)
-    except orjson.JSONEncodeError:
-        encoded = json.dumps(body).encode()
+
+def _bytes_response(encoded: bytes, status: int = 200) -> web.Response:
     return web.Response(body=encoded, status=status, content_type="application/json")
 
 
@@ -226,48 +266,66 @@ def _http_error(error: web.HTTPException) -> MirrorError:
     return RemoteMirrorError(summary, error.text or error.reason, http_status=error.status)
 
 
-@web.middleware
-async def _mirror_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    started = time.perf_counter()
-    arrived = time.time()
-    settings = request.app[SETTINGS]
-    secret = settings.auth_secret
-    path = request.path if secret is None else auth.public_path(request.path, secret)
-    try:
-        if secret is not None:  # logs never show the secret: ``path`` is without it
-            auth.authorize(request.path, request.headers.get(auth.AUTH_HEADER), secret)
-        response = await handler(request)
-    except MirrorError as error:
-        response = _error_response(error)
-        request[_SUMMARY] = f"{request.get(_SUMMARY, '')} -> {error}".lstrip(" ->")
-    except web.HTTPException as error:
+class _Guard:
+    """Wraps route handlers in the concerns every answer shares (see the module doc)."""
+
+    def __init__(self, settings: ServerSettings, request_log: RequestLog) -> None:
+        self.settings = settings
+        self.request_log = request_log
+
+    def __call__(
+        self, handler: Handler, method: str | None = None, route: str | None = None
+    ) -> Handler:
+        """``handler`` guarded. The log names it ``method`` (None: the HTTP method) and
+        shows ``route`` as its path (None: the request's, the secret taken out)."""
+        api_key, secret = self.settings.api_key, self.settings.auth_secret
+        send_timeout_s, record = self.settings.send_timeout_s, self.request_log.record
+
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            started = time.perf_counter()
+            path = route or auth.public_path(request.path, secret)
+            try:
+                if secret is not None:  # logs never show the secret: ``path`` is without it
+                    auth.authorize(request.path, request.headers.get(auth.AUTH_HEADER), secret)
+                response = await handler(request)
+            except Exception as error:  # every failure becomes a protocol body
+                response = _failure_response(request, error, path)
+            response.headers[API_KEY_HEADER] = api_key
+            record(  # before sending: whoever has the answer finds it logged
+                started,
+                method or request.method,
+                path,
+                request.get(_SUBJECT, ""),
+                response.status,
+                request.get(_POINTS),
+            )
+            body = getattr(response, "body", None)
+            if not (isinstance(body, bytes) and len(body) < SMALL_ANSWER_BYTES):
+                await _send(request, response, send_timeout_s, path)
+            return response  # a small answer cannot stall: aiohttp writes it
+
+        guarded.__name__ = handler.__name__
+        return guarded
+
+
+def _failure_response(request: web.Request, error: Exception, path: str) -> web.Response:
+    """The protocol error body for a failure; the log's subject says what failed."""
+    if isinstance(error, MirrorError):
+        mirror_error, what = error, str(error)
+    elif isinstance(error, web.HTTPException):
         mirror_error = _http_error(error)
-        response = _error_response(mirror_error)
-        if "Allow" in error.headers:  # a 405 must say which methods are allowed
-            response.headers["Allow"] = error.headers["Allow"]
-        request[_SUMMARY] = str(mirror_error)
-    except Exception as error:  # the mirror's own fault: still a protocol body
-        log.exception("unexpected failure answering %s %s", request.method, path)
-        response = _error_response(
-            RemoteMirrorError("Internal mirror error", repr(error), http_status=500)
-        )
-        request[_SUMMARY] = f"internal error: {error!r}"
-    response.headers[API_KEY_HEADER] = settings.api_key
-    request.app[REQUEST_LOG].append(  # before sending: whoever has the answer finds it logged
-        RequestLogEntry(
-            time=arrived,
-            method=_method_name(request.method, path),
-            path=path,
-            summary=request.get(_SUMMARY, ""),
-            status=response.status,
-            latency_ms=(time.perf_counter() - started) * 1000.0,
-            points=request.get(_POINTS),
-        )
-    )
-    body = getattr(response, "body", None)
-    if not (isinstance(body, bytes) and len(body) < SMALL_ANSWER_BYTES):
-        await _send(request, response, settings.send_timeout_s, path)
-    return response  # a small answer cannot stall: aiohttp writes it
+        what = str(mirror_error)
+    else:  # the mirror's own fault: still a protocol body
+        log.error("unexpected failure answering %s %s", request.method, path, exc_info=error)
+        mirror_error = RemoteMirrorError("Internal mirror error", repr(error), http_status=500)
+        what = f"internal error: {error!r}"
+    subject = request.get(_SUBJECT, "")
+    shown = subject() if callable(subject) else subject
+    request[_SUBJECT] = f"{shown} -> {what}" if shown else what
+    response = _error_response(mirror_error)
+    if isinstance(error, web.HTTPException) and "Allow" in error.headers:
+        response.headers["Allow"] = error.headers["Allow"]  # a 405 must say what is allowed
+    return response
 
 
 async def _send(
@@ -300,9 +358,3 @@ async def _send(
         pass  # the client left or was aborted; aiohttp ends the connection
     finally:
         timer.cancel()
-
-
-def _method_name(method: str, path: str) -> str:
-    """``metric``, ``field/name``... for the four methods; the HTTP method otherwise."""
-    known = method == "POST" and path in ROUTES
-    return path.removeprefix("/api/") if known else method
