@@ -37,7 +37,7 @@ from ..protocol import ROUTES, MetricsResponse, MirrorError, RemoteMirrorError
 from ..protocol.encoding import encode
 from ..sources import SyntheticSource, TelemetrySource
 from . import auth
-from .requestlog import RequestLog
+from .requestlog import RequestLog, Subject
 
 log = logging.getLogger("mirror_kit.server")
 
@@ -92,12 +92,23 @@ SETTINGS = web.AppKey("settings", ServerSettings)
 REQUEST_LOG = web.AppKey("request_log", RequestLog)
 OPENAPI = web.AppKey("openapi", dict)
 
-#: What the log shows for a request: text, or the parsed request's ``summary``
-#: method, called only when someone reads the log.
-_SUBJECT = web.RequestKey("subject", object)
-_POINTS = web.RequestKey("points", int)
-
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Facts:
+    """What a handler tells the log about its request, beyond status and timing."""
+
+    __slots__ = ("points", "subject")
+
+    def __init__(self) -> None:
+        #: text, or the parsed request's ``summary``, called only when the log is read
+        self.subject: Subject = ""
+        #: metric points answered, for metric requests
+        self.points: int | None = None
+
+
+#: A route's handler as ``_Guard`` calls it: the request, and the facts to fill in.
+Endpoint = Callable[[web.Request, Facts], Awaitable[web.StreamResponse]]
 
 
 def create_app(
@@ -146,16 +157,16 @@ async def _close_source(app: web.Application) -> None:
 
 def _method_handler(
     request_type: Any, source: TelemetrySource, settings: ServerSettings
-) -> Handler:
+) -> Endpoint:
     """The handler of one Mirror API method, bound to the mirror's source and settings."""
     limits, timeout_s = settings.limits, settings.request_timeout_s
 
-    async def handle(request: web.Request) -> web.Response:
+    async def handle(request: web.Request, facts: Facts) -> web.Response:
         raw = _arrived_body(request)
         if raw is None:
             raw = await _late_body(request, settings.body_timeout_s)
         parsed = request_type.from_json(_parse_json(raw))
-        request[_SUBJECT] = parsed.summary
+        facts.subject = parsed.summary
         try:
             if source.blocks(parsed.connection_details):
                 async with _timeout(timeout_s):
@@ -167,7 +178,7 @@ def _method_handler(
                 "Request timed out", f"no answer within {timeout_s:g} s", http_status=504
             ) from None
         if isinstance(response, MetricsResponse):
-            request[_POINTS] = len(response.telemetry.values)
+            facts.points = len(response.telemetry.values)
         return _bytes_response(response.to_bytes())
 
     handle.__name__ = f"handle_{request_type.type_name}"
@@ -222,10 +233,10 @@ def _parse_json(raw: bytes) -> Any:
         raise RemoteMirrorError("Invalid request: body is nested too deeply") from None
 
 
-def _off_the_api(allowed: dict[str, set[str]]) -> Handler:
+def _off_the_api(allowed: dict[str, set[str]]) -> Endpoint:
     """404 for an unknown path; 405, with the Allow header, for a known one."""
 
-    async def off_the_api(request: web.Request) -> web.Response:
+    async def off_the_api(request: web.Request, facts: Facts) -> web.Response:
         methods = allowed.get(request.path)
         if methods is None:
             raise web.HTTPNotFound()
@@ -234,11 +245,11 @@ def _off_the_api(allowed: dict[str, set[str]]) -> Handler:
     return off_the_api
 
 
-async def _healthz(request: web.Request) -> web.Response:
+async def _healthz(request: web.Request, facts: Facts) -> web.Response:
     return _json_response({"status": "ok"})
 
 
-async def _openapi(request: web.Request) -> web.Response:
+async def _openapi(request: web.Request, facts: Facts) -> web.Response:
     return _json_response(request.app[OPENAPI])
 
 
@@ -274,41 +285,45 @@ class _Guard:
         self.request_log = request_log
 
     def __call__(
-        self, handler: Handler, method: str | None = None, route: str | None = None
+        self, endpoint: Endpoint, method: str | None = None, route: str | None = None
     ) -> Handler:
-        """``handler`` guarded. The log names it ``method`` (None: the HTTP method) and
-        shows ``route`` as its path (None: the request's, the secret taken out)."""
+        """An aiohttp handler: ``endpoint`` guarded. The log names it ``method`` (None:
+        the HTTP method) and shows ``route`` as its path (None: the request's, the
+        secret taken out)."""
         api_key, secret = self.settings.api_key, self.settings.auth_secret
         send_timeout_s, record = self.settings.send_timeout_s, self.request_log.record
 
         async def guarded(request: web.Request) -> web.StreamResponse:
             started = time.perf_counter()
             path = route or auth.public_path(request.path, secret)
+            facts = Facts()
             try:
                 if secret is not None:  # logs never show the secret: ``path`` is without it
                     auth.authorize(request.path, request.headers.get(auth.AUTH_HEADER), secret)
-                response = await handler(request)
+                response = await endpoint(request, facts)
             except Exception as error:  # every failure becomes a protocol body
-                response = _failure_response(request, error, path)
+                response = _failure_response(request, error, path, facts)
             response.headers[API_KEY_HEADER] = api_key
             record(  # before sending: whoever has the answer finds it logged
                 started,
                 method or request.method,
                 path,
-                request.get(_SUBJECT, ""),
+                facts.subject,
                 response.status,
-                request.get(_POINTS),
+                facts.points,
             )
             body = getattr(response, "body", None)
             if not (isinstance(body, bytes) and len(body) < SMALL_ANSWER_BYTES):
                 await _send(request, response, send_timeout_s, path)
             return response  # a small answer cannot stall: aiohttp writes it
 
-        guarded.__name__ = handler.__name__
+        guarded.__name__ = endpoint.__name__
         return guarded
 
 
-def _failure_response(request: web.Request, error: Exception, path: str) -> web.Response:
+def _failure_response(
+    request: web.Request, error: Exception, path: str, facts: Facts
+) -> web.Response:
     """The protocol error body for a failure; the log's subject says what failed."""
     if isinstance(error, MirrorError):
         mirror_error, what = error, str(error)
@@ -319,9 +334,8 @@ def _failure_response(request: web.Request, error: Exception, path: str) -> web.
         log.error("unexpected failure answering %s %s", request.method, path, exc_info=error)
         mirror_error = RemoteMirrorError("Internal mirror error", repr(error), http_status=500)
         what = f"internal error: {error!r}"
-    subject = request.get(_SUBJECT, "")
-    shown = subject() if callable(subject) else subject
-    request[_SUBJECT] = f"{shown} -> {what}" if shown else what
+    shown = facts.subject if isinstance(facts.subject, str) else facts.subject()
+    facts.subject = f"{shown} -> {what}" if shown else what
     response = _error_response(mirror_error)
     if isinstance(error, web.HTTPException) and "Allow" in error.headers:
         response.headers["Allow"] = error.headers["Allow"]  # a 405 must say what is allowed
