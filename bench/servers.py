@@ -57,10 +57,12 @@ def free_port() -> int:
 
 
 def server_commands(port: int, baseline_points: int) -> dict[str, list[str]]:
-    """How to start each of the three servers on ``port``."""
+    """How to start each server on ``port`` (``mirror x2``: two gunicorn workers)."""
     python = sys.executable
+    mirror = [python, "-m", "mirror_kit", "serve", "--host", HOST, "--port", str(port)]
     return {
-        "mirror": [python, "-m", "mirror_kit", "serve", "--host", HOST, "--port", str(port)],
+        "mirror": mirror,
+        "mirror x2": [*mirror, "--workers", "2"],
         "baseline": [
             python,
             str(BENCH_DIR / "baseline_sample_mirror.py"),

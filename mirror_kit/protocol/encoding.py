@@ -65,14 +65,14 @@ def _slots(column: np.ndarray) -> np.ndarray:
     """(n, width) bytes: the JSON text of each item, NUL-padded to the widest."""
     text = orjson.dumps(column, option=_NUMPY)[1:]  # each item now ends at "," or "]"
     data = np.frombuffer(text, dtype=np.uint8)
-    ends = np.flatnonzero((data == _COMMA) | (data == _CLOSE))
-    starts = np.empty_like(ends)
+    count = len(column)
+    starts = np.empty(count, dtype=np.intp)
     starts[0] = 0
-    starts[1:] = ends[:-1] + 1
-    lengths = ends - starts
+    starts[1:] = np.flatnonzero(data == _COMMA) + 1
+    lengths = np.diff(starts, append=len(text)) - 1
     width = int(lengths.max())
-    if int(lengths.min()) == width:  # all alike (timestamps of one era): a reshape
-        return data.reshape(len(ends), width + 1)[:, :width]
+    if count * (width + 1) == len(text):  # all alike (timestamps of one era): a reshape
+        return data.reshape(count, width + 1)[:, :width]
     padded = np.frombuffer(text + bytes(width), dtype=np.uint8)
     windows = np.lib.stride_tricks.as_strided(padded, (len(text), width), (1, 1))
     slots = windows[starts]  # a copy: each item's text and what follows it
