@@ -35,6 +35,7 @@ from typing import Any
 
 import aiohttp
 import loadgen
+import psutil
 import servers
 
 from mirror_kit import service
@@ -218,17 +219,13 @@ class Run:
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time a live process and its live descendants (gunicorn's
     workers) have used, all threads included."""
-    stats = {}
-    for path in Path("/proc").glob("[0-9]*/stat"):
-        with contextlib.suppress(OSError):
-            fields = path.read_text().rpartition(")")[2].split()
-            stats[int(path.parent.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
-    tree, grown = {pid}, True
-    while grown:
-        found = {p for p, (parent, _) in stats.items() if parent in tree} - tree
-        tree |= found
-        grown = bool(found)
-    return sum(stats[p][1] for p in tree if p in stats) / os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    root = psutil.Process(pid)
+    for process in (root, *root.children(recursive=True)):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            times = process.cpu_times()
+            total += times.user + times.system
+    return total
 
 
 def machine_busy_seconds() -> float:

@@ -2,7 +2,7 @@
 
 One route, a constant body, no middleware, no parsing: whatever the mirror's
 requests/s on ``/api/connection`` falls short of this is the cost of its own code
-(middleware, JSON parsing, request log), not of aiohttp or the machine.
+(request guard, JSON parsing, request log), not of aiohttp or the machine.
 """
 
 from __future__ import annotations

@@ -153,6 +153,8 @@ async def test_api_key_header_on_errors_and_unknown_routes(api: TestClient) -> N
         ("PUT", CONNECTION, {}, 405),
         ("DELETE", FIELD_NAMES, None, 405),
         ("POST", METRIC, {"connectionDetails": {}}, 400),
+        ("GET", "/%0A", None, 404),  # a newline in the path still meets the catch-all route
+        ("POST", "/healthz", {}, 405),
     ]
     for method, path, body, status in cases:
         answer = await api.request(method, path, json=body)
@@ -161,6 +163,19 @@ async def test_api_key_header_on_errors_and_unknown_routes(api: TestClient) -> N
         assert answer.headers["x-mirror-api-key"] == "api_key"
         assert_error(await answer.json(), "RemoteMirrorError")
     await assert_still_serves(api)
+
+
+async def test_405_says_which_methods_the_path_takes(api: TestClient) -> None:
+    for method, path, allowed in [
+        ("GET", METRIC, {"POST"}),
+        ("PATCH", CONNECTION, {"POST"}),
+        ("POST", "/healthz", {"GET", "HEAD"}),
+        ("DELETE", "/openapi.json", {"GET", "HEAD"}),
+    ]:
+        answer = await api.request(method, path)
+        assert answer.status == 405, (method, path)
+        assert set(answer.headers["Allow"].split(",")) == allowed
+        assert answer.headers[API_KEY_HEADER] == "api_key"
 
 
 async def test_custom_api_key(aiohttp_client: MakeClient) -> None:
