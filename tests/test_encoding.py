@@ -17,11 +17,13 @@ from mirror_kit.protocol import (
     RawMetricTelemetry,
     RemoteMirrorError,
     TestConnectionResponse,
+    encoding,
 )
 from mirror_kit.protocol.encoding import encode, points_json
 
 FINITE = st.floats(allow_nan=False, allow_infinity=False)
 INT64 = st.integers(-(2**63), 2**63 - 1)
+EXACT = st.integers(-(2**53) + 1, 2**53 - 1)  # what float64 holds exactly: the fast path
 
 
 def as_lists(*columns: np.ndarray) -> bytes:
@@ -30,18 +32,37 @@ def as_lists(*columns: np.ndarray) -> bytes:
 
 
 @st.composite
-def point_columns(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray]:
+def point_columns(
+    draw: st.DrawFn, times: st.SearchStrategy[int] = INT64
+) -> tuple[np.ndarray, np.ndarray]:
     n = draw(st.integers(0, 60))
     values = draw(hnp.arrays(np.float64, n, elements=FINITE))
-    timestamps = draw(hnp.arrays(np.int64, n, elements=INT64))
+    timestamps = draw(hnp.arrays(np.int64, n, elements=times))
     return values, timestamps
 
 
-@given(point_columns())
+@given(st.one_of(point_columns(), point_columns(EXACT)))
 def test_points_equal_the_lists_byte_for_byte(columns: tuple[np.ndarray, np.ndarray]) -> None:
     values, timestamps = columns
     assert points_json(values, timestamps) == as_lists(values, timestamps)
     assert points_json(values, timestamps, timestamps) == as_lists(values, timestamps, timestamps)
+
+
+@given(point_columns(EXACT).filter(lambda c: len(c[0]) > 0))
+def test_both_renderings_agree(columns: tuple[np.ndarray, np.ndarray]) -> None:
+    """The interleaved rendering (exact timestamps) and the slotted one (any) each
+    give the reference bytes, for two columns (raw) and three (aggregated)."""
+    values, times = columns
+    for cols in ((values, times), (values, times, times // 3)):
+        assert encoding._interleaved(cols) == as_lists(*cols)
+        assert encoding._slotted(cols) == as_lists(*cols)
+
+
+def test_timestamps_past_float_precision_take_the_slotted_rendering() -> None:
+    values = np.array([1.5, 2.5])
+    times = np.array([2**53 + 1, -(2**62)], dtype=np.int64)  # float64 would round them
+    assert points_json(values, times) == as_lists(values, times)
+    assert json.loads(points_json(values, times))[0][1] == 2**53 + 1
 
 
 @pytest.mark.parametrize(

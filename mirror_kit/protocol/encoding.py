@@ -3,11 +3,18 @@
 A metric answer is mostly its points. Building ``[[value, timestamp], ...]`` as
 Python lists costs two objects per point and dominates a raw answer (about 60 us
 for 1080 points, as much again to encode them). ``points_json`` renders the same
-text from the numpy columns without a Python object per point: orjson writes
-each column as one flat JSON array (its float text is the shortest round-trip
-form, as for a list), numpy cuts that text into one NUL-padded slot per item,
-lays the slots side by side with the brackets and commas of each point, and
-drops the padding. The bytes are exactly ``orjson.dumps`` of the lists.
+text from the numpy columns without a Python object per point, in one of two ways;
+either gives exactly the bytes of ``orjson.dumps`` of the lists:
+
+* **interleaved** (timestamps that a float64 holds exactly, i.e. any epoch-ms time
+  within 285,000 years): the columns go into one float64 array ``v0, t0, v1, t1,
+  ...`` that orjson writes as one flat JSON array. orjson writes a whole float below
+  1e16 as ``1764000000000.0``, so each timestamp's text ends in ``.0,``, which is as
+  long as the ``],[`` that must replace it: numpy overwrites those three bytes in
+  place (a middle column's ``.0`` is dropped instead). About 60 us for 1080 points.
+* **slotted** (anything else): orjson writes each column alone, numpy cuts each
+  text into one NUL-padded slot per item, lays the slots side by side with the
+  brackets and commas of each point, and drops the padding. About 100 us.
 """
 
 from __future__ import annotations
@@ -19,7 +26,8 @@ import numpy as np
 import orjson
 
 _NUMPY = orjson.OPT_SERIALIZE_NUMPY
-_COMMA, _OPEN, _CLOSE = b",[]"
+_COMMA, _OPEN, _CLOSE, _DOT, _ZERO = b",[].0"
+_EXACT = 2**53  # integers of smaller magnitude are exact in float64
 
 
 def encode(body: Any) -> bytes:
@@ -40,9 +48,52 @@ def points_json(*columns: np.ndarray) -> bytes:
     Columns are 1-D, equally long, float64 or int64 (values, timestamps) and
     finite: JSON has no NaN, the service drops those before.
     """
-    count = len(columns[0])
-    if count == 0:
+    if len(columns[0]) == 0:
         return b"[]"
+    if len(columns) > 1 and all(_exact_integers(c) for c in columns[1:]):
+        text = _interleaved(columns)
+        if text is not None:
+            return text
+    return _slotted(columns)
+
+
+def _exact_integers(column: np.ndarray) -> bool:
+    return (
+        np.issubdtype(column.dtype, np.integer)
+        and int(column.min()) > -_EXACT
+        and int(column.max()) < _EXACT
+    )
+
+
+def _interleaved(columns: tuple[np.ndarray, ...]) -> bytes | None:
+    """The interleaved rendering (module doc); None if orjson's text is not as expected."""
+    count, width = len(columns[0]), len(columns)
+    mixed = np.empty(count * width, dtype=np.float64)
+    for j, column in enumerate(columns):
+        mixed[j::width] = column
+    text = bytearray(orjson.dumps(mixed, option=_NUMPY))
+    data = np.frombuffer(text, dtype=np.uint8)
+    ends = np.empty(count * width, dtype=np.intp)  # the "," or "]" after each item
+    ends[:-1] = np.flatnonzero(data == _COMMA)
+    ends[-1] = len(text) - 1
+    whole = ends.reshape(count, width)[:, 1:]  # after the integer columns' items
+    if not ((data[whole - 2] == _DOT).all() and (data[whole - 1] == _ZERO).all()):
+        return None  # never seen: orjson wrote a whole float some other way
+    last = whole[:, -1]
+    data[last - 2] = _CLOSE  # ".0," -> "],["
+    data[last - 1] = _COMMA
+    data[last[:-1]] = _OPEN
+    if width > 2:  # ".0," -> "," in the middle columns: NUL the ".0", then drop NULs
+        middle = whole[:, :-1].reshape(-1)
+        data[middle - 2] = 0
+        data[middle - 1] = 0
+        data = data[data != 0]
+    return b"[" + data[:-3].tobytes() + b"]]"  # the last item's ".0]" -> "]]"
+
+
+def _slotted(columns: tuple[np.ndarray, ...]) -> bytes:
+    """The slotted rendering (module doc): for columns the interleaved one cannot take."""
+    count = len(columns[0])
     slots = [_slots(np.ascontiguousarray(column)) for column in columns]
     width = sum(s.shape[1] for s in slots) + len(slots) + 2  # "[", commas, "]", ","
     rows = np.zeros((count, width), dtype=np.uint8)
