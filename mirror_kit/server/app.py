@@ -1,6 +1,6 @@
 """The aiohttp application: routes, the API-key header, limits and error mapping.
 
-``create_app`` is the application factory. One wrapper, ``_guarded``, carries every
+``create_app`` is the application factory. One wrapper, ``_Guard``, carries every
 cross-cutting concern so that each request pays for it once: it checks the
 optional shared secret, sets ``X-MIRROR-API-KEY`` on every response (errors, 404
 and 405 included), turns any failure into a protocol error body, writes the answer
