@@ -30,6 +30,7 @@ from mirror_wire import (
 )
 
 from mirror_kit import SyntheticSource, create_app
+from mirror_kit.protocol import EqualityCondition, MetricNotFoundError, StringValue
 
 START, END = T0, T0 + HOUR
 SERIES_ORDER = [s.key for s in SyntheticSource().catalog.series]
@@ -287,3 +288,16 @@ async def test_field_values_offset_limit_and_partial(api: TestClient) -> None:
     assert beyond == {"values": [], "isPartial": False, "_type": "FieldValuesResponse"}
     none = await field_values(api, "host", limit=0)
     assert none["values"] == [] and none["isPartial"] is True
+
+
+def test_selection_is_remembered_per_condition_set_and_errors_are_not() -> None:
+    catalog = SyntheticSource().catalog
+    a_host = (EqualityCondition("host", StringValue("a-host")),)
+    cpu = catalog.select(a_host, "cpu.user")
+    assert [s.labels["metric"] for s in cpu] == ["cpu.user"]
+    assert catalog.select(list(a_host), "cpu.user") == cpu  # a list is the same set
+    assert [s.labels["metric"] for s in catalog.select(a_host, "mem.used")] == ["mem.used"]
+    nowhere = (EqualityCondition("host", StringValue("no-such-host")),)
+    for _ in range(2):  # raised every time, never remembered as an answer
+        with pytest.raises(MetricNotFoundError):
+            catalog.select(nowhere)

@@ -256,3 +256,21 @@ def test_concurrent_set_shape_never_gives_a_torn_points_answer() -> None:
     finally:
         loop.close()
     assert len(seen) >= 2, "the writers never overlapped the reads"
+
+
+@pytest.mark.parametrize("wave", list(Wave))
+@pytest.mark.parametrize(("period_ms", "resolution_ms"), [(3_600_000, 10_000), (60_000, 7_000)])
+def test_a_grid_gives_the_same_values_as_any_timestamps(
+    wave: Wave, period_ms: int, resolution_ms: int
+) -> None:
+    """With ``step`` the wave is computed over one period and repeated: bit for bit the
+    values computed point by point (7 s does not divide 60 s: no repeat there)."""
+    shape = SeriesShape(
+        wave=wave, period_ms=period_ms, phase_ms=1_234, resolution_ms=resolution_ms, noise=2.0
+    )
+    stamps, _ = shape.grid(PointWindow(T0 - 3 * DAY, T0, 1_000_000, False))
+    assert len(stamps) > period_ms // resolution_ms
+    on_grid = shape.values_at(stamps, resolution_ms)
+    assert on_grid.tobytes() == shape.values_at(stamps).tobytes()
+    one_by_one = [shape.values_at(stamps[i : i + 1])[0] for i in range(0, len(stamps), 997)]
+    assert on_grid[::997].tolist() == one_by_one

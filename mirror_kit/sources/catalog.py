@@ -18,6 +18,7 @@ Rules (documented in the README):
 
 from __future__ import annotations
 
+import functools
 from abc import abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -91,26 +92,35 @@ class SeriesCatalog:
             for name, value in s.labels.items():
                 fields.setdefault(name, FieldDescriptor(name, _field_type(value)))
         self.fields = fields
+        self._select = functools.lru_cache(maxsize=256)(self._find)
 
     def select(
         self, conditions: Sequence[EqualityCondition], metric_field: str | None = None
-    ) -> list[LabeledSeries]:
-        """The series all conditions hold for, in catalog order; never empty."""
-        conditions = list(conditions)
+    ) -> tuple[LabeledSeries, ...]:
+        """The series all conditions hold for, in catalog order; never empty.
+
+        Remembered for the last 256 distinct condition sets: StackState asks for the
+        same streams again and again, and the labels never change.
+        """
+        return self._select(tuple(conditions), metric_field)
+
+    def _find(
+        self, conditions: tuple[EqualityCondition, ...], metric_field: str | None
+    ) -> tuple[LabeledSeries, ...]:
         if metric_field is not None and metric_field not in VALUE_FIELDS:
-            conditions.append(EqualityCondition(self.metric_label, StringValue(metric_field)))
+            conditions += (EqualityCondition(self.metric_label, StringValue(metric_field)),)
         for condition in conditions:
             field = self.fields.get(condition.key)
             if field is None:
                 raise MetricNotFoundError(
-                    describe_conditions(tuple(conditions)),
+                    describe_conditions(conditions),
                     f"No field named {condition.key!r}; fields are {', '.join(self.fields)}.",
                 )
             condition.check_type(field.field_type)
-        chosen = [s for s in self.series if _holds(s, conditions)]
+        chosen = tuple(s for s in self.series if _holds(s, conditions))
         if not chosen:
             raise MetricNotFoundError(
-                describe_conditions(tuple(conditions)), "No series matches these conditions."
+                describe_conditions(conditions), "No series matches these conditions."
             )
         return chosen
 
