@@ -37,7 +37,7 @@ from ..protocol import ROUTES, MetricsResponse, MirrorError, RemoteMirrorError
 from ..protocol.encoding import encode
 from ..sources import SyntheticSource, TelemetrySource
 from . import auth
-from .requestlog import RequestLog, Subject
+from .requestlog import RequestLog, Subject, summary_of
 
 log = logging.getLogger("mirror_kit.server")
 
@@ -95,16 +95,14 @@ OPENAPI = web.AppKey("openapi", dict)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+@dataclass(slots=True)
 class Facts:
     """What a handler tells the log about its request, beyond status and timing."""
 
-    __slots__ = ("points", "subject")
-
-    def __init__(self) -> None:
-        #: text, or the parsed request's ``summary``, called only when the log is read
-        self.subject: Subject = ""
-        #: metric points answered, for metric requests
-        self.points: int | None = None
+    #: text, or the parsed request's ``summary``, called only when the log is read
+    subject: Subject = ""
+    #: metric points answered, for metric requests
+    points: int | None = None
 
 
 #: A route's handler as ``_Guard`` calls it: the request, and the facts to fill in.
@@ -334,7 +332,7 @@ def _failure_response(
         log.error("unexpected failure answering %s %s", request.method, path, exc_info=error)
         mirror_error = RemoteMirrorError("Internal mirror error", repr(error), http_status=500)
         what = f"internal error: {error!r}"
-    shown = facts.subject if isinstance(facts.subject, str) else facts.subject()
+    shown = summary_of(facts.subject)
     facts.subject = f"{shown} -> {what}" if shown else what
     response = _error_response(mirror_error)
     if isinstance(error, web.HTTPException) and "Allow" in error.headers:

@@ -74,6 +74,11 @@ class RequestLog:
         return len(self._entries)
 
 
+def summary_of(subject: Subject) -> str:
+    """The summary text a subject stands for."""
+    return subject if isinstance(subject, str) else subject()
+
+
 def _entry(
     arrived: float,
     latency_s: float,
@@ -83,5 +88,5 @@ def _entry(
     status: int,
     points: int | None,
 ) -> RequestLogEntry:
-    summary = subject if isinstance(subject, str) else subject()
+    summary = summary_of(subject)
     return RequestLogEntry(arrived, method, path, summary, status, latency_s * 1000.0, points)
