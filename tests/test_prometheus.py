@@ -53,7 +53,7 @@ def prometheus() -> Iterator[PrometheusServer]:
 
 @pytest.fixture
 async def source(prometheus: PrometheusServer) -> AsyncIterator[PrometheusSource]:
-    built = PrometheusSource.from_details({"url": prometheus.url, "step": "10s"})
+    built = PrometheusSource.from_declaration({"url": prometheus.url, "step": "10s"})
     yield built
     await built.aclose()
 
@@ -94,7 +94,7 @@ async def test_connection_succeeds(source: PrometheusSource) -> None:
 
 
 async def test_connection_to_nothing_is_a_store_connection_error() -> None:
-    down = PrometheusSource.from_details({"url": f"http://127.0.0.1:{free_port()}"})
+    down = PrometheusSource.from_declaration({"url": f"http://127.0.0.1:{free_port()}"})
     with pytest.raises(MetricStoreConnectionError, match="Cannot reach Prometheus"):
         await down.test_connection({})
     response = await answer(TestConnectionRequest({}), down, Limits())
@@ -112,7 +112,9 @@ def silent_port() -> Iterator[int]:
 
 
 async def test_a_store_that_does_not_answer_times_out(silent_port: int) -> None:
-    slow = PrometheusSource.from_details({"url": f"http://127.0.0.1:{silent_port}", "timeout": 0.3})
+    slow = PrometheusSource.from_declaration(
+        {"url": f"http://127.0.0.1:{silent_port}", "timeout": 0.3}
+    )
     with pytest.raises(MetricStoreConnectionError, match=r"did not answer .* within 0.3 s"):
         await slow.test_connection({})
     await slow.aclose()
@@ -120,14 +122,14 @@ async def test_a_store_that_does_not_answer_times_out(silent_port: int) -> None:
 
 async def test_credentials_never_appear_in_reprs_or_errors() -> None:
     secret, token = "pa55-w0rd-xyz", "tok-abcdef-123"
-    down = PrometheusSource.from_details(
+    down = PrometheusSource.from_declaration(
         {
             "url": f"http://admin:{secret}@127.0.0.1:{free_port()}",
             "bearerToken": token,
             "headers": {"X-Scope-OrgID": "tenant-secret-1"},
         }
     )
-    shown = repr(down) + repr(RoutingSource(SyntheticSource(), {}))
+    shown = repr(down) + repr(RoutingSource({"synthetic": SyntheticSource(), "p": down}))
     with pytest.raises(MetricStoreConnectionError) as caught:
         await down.field_names(FieldNamesQuery(BASE_MS, END_MS), {})
     for text in (shown, str(caught.value), str(caught.value.to_json())):
@@ -137,22 +139,25 @@ async def test_credentials_never_appear_in_reprs_or_errors() -> None:
     assert "admin" in shown and "127.0.0.1" in shown
 
 
-async def test_a_form_without_url_fails_test_connection_with_the_reason() -> None:
-    router = RoutingSource(SyntheticSource(), {"prometheus": PrometheusSource.from_details})
+async def test_a_form_for_a_store_not_configured_fails_test_connection() -> None:
+    router = RoutingSource({"synthetic": SyntheticSource()})
     response = await answer(TestConnectionRequest({"source": "prometheus"}), router, Limits())
     body = response.to_json()
     assert body["status"] == "FAILURE" and body["error"]["_type"] == "RemoteMirrorError"
-    assert '"url" is required' in body["error"]["details"]
+    assert "Unknown store 'prometheus'" in body["error"]["summary"]
+    assert "'synthetic' (synthetic)" in body["error"]["details"]
 
 
 def test_invalid_connection_details_name_the_key() -> None:
     with pytest.raises(RemoteMirrorError, match='"url" is required'):
-        PrometheusConfig.from_details({})
+        PrometheusConfig.from_declaration({})
     with pytest.raises(RemoteMirrorError, match='"step"'):
-        PrometheusConfig.from_details({"url": "http://127.0.0.1:9090", "step": "ten"})
+        PrometheusConfig.from_declaration({"url": "http://127.0.0.1:9090", "step": "ten"})
     with pytest.raises(RemoteMirrorError, match='"nanInterpretation"'):
-        PrometheusConfig.from_details({"url": "http://127.0.0.1:9090", "nanInterpretation": "X"})
-    compat = PrometheusConfig.from_details(
+        PrometheusConfig.from_declaration(
+            {"url": "http://127.0.0.1:9090", "nanInterpretation": "X"}
+        )
+    compat = PrometheusConfig.from_declaration(
         {"host": "127.0.0.1", "port": 9999, "requestTimeout": 2500, "step": "1m30s"}
     )
     assert (compat.url, compat.timeout_s, compat.step_ms) == ("http://127.0.0.1:9999", 2.5, 90_000)
@@ -231,8 +236,8 @@ async def test_metric_fields_list_metric_names(source: PrometheusSource) -> None
 
 
 async def test_hierarchical_values_are_optional(prometheus: PrometheusServer) -> None:
-    flat = PrometheusSource.from_details({"url": prometheus.url})
-    tree = PrometheusSource.from_details({"url": prometheus.url, "hierarchicalValues": True})
+    flat = PrometheusSource.from_declaration({"url": prometheus.url})
+    tree = PrometheusSource.from_declaration({"url": prometheus.url, "hierarchicalValues": True})
     query = field_values_query("app", {})
     assert [o.value for o in await flat.field_values(query, {})] == sorted(APPS)
     assert values_of(await tree.field_values(query, {})) == [
@@ -361,7 +366,7 @@ async def test_max_points_keeps_the_requested_end(source: PrometheusSource) -> N
 async def test_windows_past_prometheus_points_limit_are_paged(prometheus: PrometheusServer) -> None:
     # At a 0.5 s step two hours are 14,400 points: more than the 11,000 Prometheus
     # gives per query. Each sample then stands for the 20 steps that follow it.
-    fine = PrometheusSource.from_details({"url": prometheus.url, "step": "500ms"})
+    fine = PrometheusSource.from_declaration({"url": prometheus.url, "step": "500ms"})
     points = await fetch(fine, {**TEMPERATURE, "host": "c-host"})
     await fine.aclose()
     expected = known("node_temperature_celsius", host="c-host")
@@ -373,7 +378,7 @@ async def test_windows_past_prometheus_points_limit_are_paged(prometheus: Promet
 @pytest.mark.parametrize(("nan", "count"), [("DROP", SAMPLES * 3 // 4), ("ZERO", SAMPLES)])
 async def test_nan_interpretation(prometheus: PrometheusServer, nan: str, count: int) -> None:
     details = {"source": "prometheus", "url": prometheus.url, "step": 10, "nanInterpretation": nan}
-    routed = RoutingSource(SyntheticSource(), {"prometheus": PrometheusSource.from_details})
+    routed = routed_to(prometheus.url)
     with (
         start_mirror(routed, port=0) as mirror,
         MirrorClient(mirror.url, mirror.api_key, connection_details=details) as client,
@@ -388,9 +393,14 @@ async def test_nan_interpretation(prometheus: PrometheusServer, nan: str, count:
 # --- Through a real mirror, routed by the connection details -------------------------
 
 
+def routed_to(url: str) -> RoutingSource:
+    """A router with the synthetic store and one Prometheus store, "prometheus"."""
+    return RoutingSource({"synthetic": SyntheticSource(), "prometheus": PrometheusSource(url)})
+
+
 @pytest.fixture
 def routed_client(prometheus: PrometheusServer) -> Iterator[MirrorClient]:
-    routed = RoutingSource(SyntheticSource(), {"prometheus": PrometheusSource.from_details})
+    routed = routed_to(prometheus.url)
     details = {"source": "prometheus", "url": prometheus.url, "step": "10s"}
     with (
         start_mirror(routed, port=0) as mirror,
@@ -447,9 +457,12 @@ def test_the_mirror_routes_by_connection_details(
     assert synthetic[:2] == ["host", "metric"]  # no "source": the default source
 
 
-def test_a_store_down_behind_the_mirror(routed_client: MirrorClient) -> None:
-    down = {"source": "prometheus", "url": f"http://127.0.0.1:{free_port()}"}
-    with MirrorClient(routed_client.url, routed_client.api_key, connection_details=down) as client:
+def test_a_store_down_behind_the_mirror() -> None:
+    down = {"source": "prometheus"}
+    with (
+        start_mirror(routed_to(f"http://127.0.0.1:{free_port()}"), port=0) as mirror,
+        MirrorClient(mirror.url, mirror.api_key, connection_details=down) as client,
+    ):
         body = client.test_connection().to_json()
         assert body["status"] == "FAILURE"
         assert body["error"]["_type"] == "MetricStoreConnectionError"

@@ -233,7 +233,8 @@ def test_only_sources_that_wait_on_io_pay_for_the_request_timeout() -> None:
 
     assert not SyntheticSource().blocks({})
     assert PrometheusSource.may_block
-    routed = RoutingSource(SyntheticSource(), {"prometheus": PrometheusSource.from_details})
+    stores = {"synthetic": SyntheticSource(), "prometheus": PrometheusSource("http://127.0.0.1:9")}
+    routed = RoutingSource(stores)
     assert not routed.blocks({}) and not routed.blocks({"source": "synthetic"})
     assert routed.blocks({"source": "prometheus", "url": "http://127.0.0.1:9"})
 

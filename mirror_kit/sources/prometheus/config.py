@@ -277,9 +277,6 @@ class PrometheusConfig:
             options["allow_headers"] = frozenset(allowed)
         return cls(**options)
 
-    #: The earlier name: a declaration has the keys connection details had.
-    from_details = from_declaration
-
 
 #: Keys that make a request's options differ from the store's defaults.
 _REQUEST_KEYS = (

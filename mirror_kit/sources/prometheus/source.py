@@ -106,8 +106,6 @@ class PrometheusSource(TelemetrySource):
     def from_declaration(cls, declaration: ConnectionDetails) -> PrometheusSource:
         return cls(PrometheusConfig.from_declaration(declaration))
 
-    from_details = from_declaration
-
     @property
     def url(self) -> str:
         """The base URL connection details may name to select this store."""
