@@ -158,9 +158,9 @@ class RoutingSource(TelemetrySource):
             store = self._store_at(details) if addressed else self.default
         else:
             store = self._named(name)
-            if addressed and self._store_at(details) is not store:
+            if addressed and self._url_names(details) != name:
                 raise self._refusal(
-                    f"Connection details name store {name!r} and the address of another",
+                    f"Connection details name store {name!r} and an address that is not its",
                     f'drop "url"/"host" or make them those of {name!r}',
                 )
         if FILE_KEY in details and not store.takes_files:
@@ -184,12 +184,15 @@ class RoutingSource(TelemetrySource):
             raise self._refusal(f"Unknown store {shown} in connection details")
         return store
 
+    def _url_names(self, details: ConnectionDetails) -> str | None:
+        """The name of the store at the details' address, if any."""
+        return next(filter(None, map(self._by_url.get, address_keys(details))), None)
+
     def _store_at(self, details: ConnectionDetails) -> Store:
-        for key in address_keys(details):
-            name = self._by_url.get(key)
-            if name is not None:
-                return self.stores[name]
-        raise self._refusal("No store of this mirror has the address in the connection details")
+        name = self._url_names(details)
+        if name is None:
+            raise self._refusal("No store of this mirror has the address in the connection details")
+        return self.stores[name]
 
     def _refusal(self, summary: str, hint: str = "") -> RemoteMirrorError:
         """A 400 naming what is allowed (store names only: their URLs are the operator's)."""
