@@ -171,7 +171,13 @@ class RoutingSource(TelemetrySource):
         return store
 
     def blocks(self, connection_details: ConnectionDetails) -> bool:
-        return self.select(connection_details).blocks(connection_details)
+        """The selected store's answer; details that select none fail fast (in the
+        method itself, so Test Connection answers FAILURE with the reason)."""
+        try:
+            store = self.select(connection_details)
+        except RemoteMirrorError:
+            return False
+        return store.blocks(connection_details)
 
     async def source_for(self, details: ConnectionDetails) -> TelemetrySource:
         """The source answering a request with these details."""

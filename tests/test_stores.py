@@ -1,0 +1,375 @@
+"""Stores are the operator's: declared at start, selected by details, every answer checked.
+
+The Prometheus-like stores here misbehave on purpose (tests/misbehaving_store.py):
+garbage, bombs, hangs, huge answers, headers echoed back. Each answer the mirror
+gives must be a protocol body with ``X-MIRROR-API-KEY`` (400 for what the caller
+did, 502/504 for what the store did), without an ERROR log line, and without the
+store's text beyond one short, redacted line.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from conftest import HOUR, T0
+from misbehaving_store import BEHAVIOURS, MisbehavingStore, misbehaving_store
+
+from mirror_kit import RunningMirror, start_mirror
+from mirror_kit.client import build_conditions
+from mirror_kit.protocol import (
+    FieldDescriptor,
+    FieldNamesQuery,
+    FieldNamesRequest,
+    FieldValuesQuery,
+    FieldValuesRequest,
+    MetricsQuery,
+    MetricsRequest,
+    TestConnectionRequest,
+)
+from mirror_kit.server import workers
+from mirror_kit.sources import PrometheusSource, StoreConfig, SyntheticSource
+from mirror_kit.sources.prometheus import PrometheusConfig
+from mirror_kit.sources.routing import RoutingSource
+
+API_KEY_HEADER = "X-MIRROR-API-KEY"
+PASSWORD, TOKEN, TENANT = "pa55-w0rd-xyz", "tok-abcdef-123", "tenant-secret-1"
+
+
+@pytest.fixture(scope="module")
+def store() -> Iterator[MisbehavingStore]:
+    with misbehaving_store() as running:
+        yield running
+
+
+def every_mode(store: MisbehavingStore) -> dict[str, Any]:
+    """One Prometheus store per behaviour, named after it (1 s timeout)."""
+    stores: dict[str, Any] = {"synthetic": SyntheticSource()}
+    for mode in BEHAVIOURS:
+        timeout = 1.0 if mode in ("hang", "trickle") else 20.0
+        stores[mode] = PrometheusSource(store.url(mode), timeout_s=timeout, step_ms=60_000)
+    stores["echo-basic"] = PrometheusSource(
+        store.url("echo") + "/basic", username="admin", password=PASSWORD, headers=(("X-Scope-OrgID", TENANT),)
+    )
+    stores["echo-bearer"] = PrometheusSource(
+        store.url("echo") + "/bearer", bearer_token=TOKEN
+    )
+    stores["tenant"] = PrometheusSource(
+        PrometheusConfig(
+            store.url("ok") + "/tenant", allow_headers=frozenset({"X-Tenant"})
+        )
+    )
+    return stores
+
+
+@pytest.fixture(scope="module")
+def mirror(store: MisbehavingStore) -> Iterator[RunningMirror]:
+    with start_mirror(RoutingSource(every_mode(store)), port=0) as running:
+        yield running
+
+
+@pytest.fixture
+def http(mirror: RunningMirror) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=mirror.url, timeout=30.0) as client:
+        yield client
+
+
+def metrics(details: dict[str, Any], conditions: dict[str, Any] | None = None) -> Any:
+    query = MetricsQuery(T0, T0 + HOUR, build_conditions(conditions or {"__name__": "m"}, {}))
+    return MetricsRequest(query, details)
+
+
+def field_names(details: dict[str, Any]) -> Any:
+    return FieldNamesRequest(FieldNamesQuery(T0, T0 + HOUR), details)
+
+
+def field_values(details: dict[str, Any], field: str = "__name__") -> Any:
+    return FieldValuesRequest(FieldValuesQuery(FieldDescriptor(field), T0, T0 + HOUR), details)
+
+
+def post(http: httpx.Client, request: Any) -> httpx.Response:
+    answer = http.post(request.path, content=json.dumps(request.to_json()))
+    assert answer.headers[API_KEY_HEADER] == "api_key"
+    return answer
+
+
+def error_of(answer: httpx.Response) -> dict[str, Any]:
+    body = answer.json()
+    assert body["_type"] in ("RemoteMirrorError", "MetricStoreConnectionError"), body
+    return body
+
+
+@pytest.fixture
+def no_errors_logged(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    caplog.set_level(logging.WARNING)
+    yield
+    logged = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert logged == [], [r.getMessage() for r in logged]
+
+
+# --- 1. the caller never chooses where the mirror connects ------------------------
+
+
+@pytest.mark.parametrize(
+    "details",
+    [
+        {"source": "prometheus", "url": "{ok}/any/path?"},
+        {"url": "{ok}/any/path?"},
+        {"url": "{ok}", "headers": {"X-Evil": "1"}},
+        {"host": "127.0.0.1", "port": "{port}"},
+        {"source": "prometheus", "url": "{ok}", "step": "10s"},
+    ],
+)
+def test_the_default_mirror_reaches_no_store(
+    store: MisbehavingStore, details: dict[str, Any], no_errors_logged: None
+) -> None:
+    filled = json.loads(
+        json.dumps(details).replace("{ok}", store.url("ok")).replace('"{port}"', str(store.port))
+    )
+    before = len(store.requests)
+    with (
+        start_mirror(StoreConfig().build(), port=0) as mirror,
+        httpx.Client(base_url=mirror.url) as http,
+    ):
+        for request in (field_names(filled), metrics(filled), field_values(filled)):
+            answer = post(http, request)
+            assert answer.status_code == 400
+            assert "'synthetic' (synthetic)" in error_of(answer)["details"]
+        tested = post(http, TestConnectionRequest(filled)).json()
+    assert tested["status"] == "FAILURE"  # never a false OK for another mirror's form
+    assert tested["error"]["_type"] == "RemoteMirrorError"
+    assert len(store.requests) == before  # nothing was contacted
+
+
+def test_a_configured_store_is_reached_by_name_or_url(
+    store: MisbehavingStore, http: httpx.Client
+) -> None:
+    for details in ({"source": "ok"}, {"url": store.url("ok")}, {"url": store.url("ok") + "/"}):
+        answer = post(http, field_values(details))
+        assert answer.status_code == 200, answer.text
+        assert [v["value"] for v in answer.json()["values"]] == ["m"]
+        assert post(http, TestConnectionRequest(details)).json()["status"] == "OK"
+
+
+def test_headers_only_where_the_operator_allowed_them(
+    store: MisbehavingStore, http: httpx.Client
+) -> None:
+    refused = post(http, field_names({"source": "ok", "headers": {"X-Tenant": "a"}}))
+    assert refused.status_code == 400 and "operator allows none" in error_of(refused)["details"]
+    wrong = post(http, field_names({"source": "tenant", "headers": {"Host": "elsewhere"}}))
+    assert wrong.status_code == 400 and "x-tenant" in error_of(wrong)["details"]
+    for key in ("basicAuth", "bearerToken", "verifyTls", "maxAnswerBytes"):
+        answer = post(http, field_names({"source": "ok", key: {"username": "x"}}))
+        assert answer.status_code == 400 and key in error_of(answer)["details"]
+    allowed = post(http, field_names({"source": "tenant", "headers": {"X-Tenant": "team-a"}}))
+    assert allowed.status_code == 200
+    assert store.asked("ok")[-1][2].get("X-Tenant") == "team-a"
+
+
+def test_details_the_store_does_not_read_do_not_change_the_answer(http: httpx.Client) -> None:
+    answers = {post(http, field_values({"source": "ok", "nonce": i})).content for i in range(5)}
+    assert len(answers) == 1
+
+
+def test_deeply_nested_connection_details_are_a_400(http: httpx.Client) -> None:
+    for depth in (990, 5_000):
+        body = field_names({}).to_json()
+        text = json.dumps(body).replace(
+            '"connectionDetails": {}',
+            '"connectionDetails": {"x": ' + "[" * depth + "]" * depth + "}",
+        )
+        answer = http.post("/api/field/name", content=text)
+        assert answer.status_code == 400, answer.text
+        assert answer.headers[API_KEY_HEADER] == "api_key"
+        assert answer.json()["_type"] == "RemoteMirrorError"
+
+
+# --- 4. every store failure a 502 protocol body -----------------------------------
+
+GARBAGE = [
+    "string-timestamps",
+    "unpaired",
+    "ragged",
+    "value-not-number",
+    "huge-timestamp",
+    "metric-not-object",
+    "result-int",
+    "result-dict",
+    "deep",
+    "not-json",
+    "error-200",
+    "brotli",
+    "bad-gzip",
+    "bomb",
+    "huge-matrix",
+]
+
+
+@pytest.mark.parametrize("mode", GARBAGE)
+def test_store_garbage_is_a_502_protocol_body(
+    http: httpx.Client, mode: str, no_errors_logged: None
+) -> None:
+    answer = post(http, metrics({"source": mode}))
+    assert answer.status_code == 502, answer.text
+    error_of(answer)
+    assert "secret internal page" not in answer.text  # no store text beyond a status line
+    assert len(answer.content) < 1_000
+
+
+@pytest.mark.parametrize(("mode", "request_of"), [
+    ("labels-not-strings", field_names),
+    ("many-labels", field_values),
+    ("deep", field_values),
+])  # fmt: skip
+def test_field_answers_are_checked_and_capped(
+    http: httpx.Client, mode: str, request_of: Any, no_errors_logged: None
+) -> None:
+    answer = post(http, request_of({"source": mode}))
+    assert answer.status_code == 502, answer.text
+    if mode == "many-labels":
+        assert "maxFieldValues (100,000)" in error_of(answer)["details"]
+
+
+def test_a_gzip_bomb_is_cut_at_the_byte_cap(http: httpx.Client) -> None:
+    answer = post(http, metrics({"source": "bomb"}))
+    assert answer.status_code == 502
+    assert "more than 8,388,608 bytes" in error_of(answer)["details"]
+    fine = post(http, field_values({"source": "ok-gzip"}))  # gzip itself is fine
+    assert fine.status_code == 200 and fine.json()["values"][0]["value"] == "m"
+
+
+@pytest.mark.parametrize("mode", ["hang", "trickle"])
+def test_a_store_that_stalls_is_a_502_within_its_timeout(http: httpx.Client, mode: str) -> None:
+    began = time.monotonic()
+    answer = post(http, metrics({"source": mode}))
+    assert answer.status_code == 502
+    assert error_of(answer)["_type"] == "MetricStoreConnectionError"
+    assert "within 1 s" in answer.json()["details"]
+    assert time.monotonic() - began < 20  # not the 30 s request timeout, nor for ever
+
+
+def test_several_series_and_valid_answers(http: httpx.Client) -> None:
+    several = post(http, metrics({"source": "several-series"}))
+    assert several.status_code == 400 and "3 series" in several.json()["summary"]
+    ok = post(http, metrics({"source": "ok"}))
+    assert ok.status_code == 200
+    assert {point[0] for point in ok.json()["telemetry"]["points"]} == {1.5}
+
+
+# --- 5. redaction in every form ---------------------------------------------------
+
+
+def test_an_upstream_echo_shows_no_credential_in_any_form(http: httpx.Client) -> None:
+    basic = base64.b64encode(f"admin:{PASSWORD}".encode()).decode()
+    for name in ("echo-basic", "echo-bearer"):
+        answer = post(http, metrics({"source": name}))
+        assert answer.status_code == 502
+        for hidden in (PASSWORD, basic, TOKEN, TENANT, "query=", "step="):
+            assert hidden not in answer.text
+        assert "***" in answer.text  # the echoed line is shown, redacted
+        assert len(error_of(answer)["details"]) < 300
+
+
+def test_redaction_forms() -> None:
+    config = PrometheusConfig(f"http://admin:{PASSWORD}@127.0.0.1:9/p?key=abc")
+    basic = base64.b64encode(f"admin:{PASSWORD}".encode()).decode()
+    text = (
+        f"Authorization: Basic {basic} Bearer xyz.123 token=qq "
+        f"http://u:v@h:1/x?api_key=zzz {PASSWORD}"
+    )
+    shown = config.redact(text)
+    for hidden in (basic, "xyz.123", "qq", "u:v", "zzz", PASSWORD):
+        assert hidden not in shown
+    assert "key=abc" not in repr(config) and PASSWORD not in repr(config)
+
+
+# --- configuration: flags, environment and a file make one StoreConfig -------------
+
+
+def test_a_toml_or_json_file_declares_the_stores(tmp_path: Path) -> None:
+    csv = tmp_path / "a.csv"
+    csv.write_text("timestamp,host,v\n2026-01-01T00:00:00Z,h,1\n")
+    toml = tmp_path / "stores.toml"
+    toml.write_text(
+        'default = "prod"\n[stores.prod]\nkind = "prometheus"\nurl = "http://127.0.0.1:9"\n'
+        f'step = "10s"\nallowHeaders = ["X-Scope-OrgID"]\n[stores.data]\nkind = "csv"\n'
+        f"file = {json.dumps(str(csv))}\n"
+    )
+    as_json = tmp_path / "stores.json"
+    as_json.write_text(json.dumps({
+        "default": "prod",
+        "stores": {
+            "prod": {"kind": "prometheus", "url": "http://127.0.0.1:9", "step": "10s",
+                     "allowHeaders": ["X-Scope-OrgID"]},
+            "data": {"kind": "csv", "file": str(csv)},
+        },
+    }))  # fmt: skip
+    for path in (toml, as_json):
+        config = StoreConfig.from_file(path)
+        routed = config.build()
+        assert routed.names == ["prod", "data", "synthetic"]
+        assert routed.select({}) is routed.stores["prod"]
+        assert routed.select({"url": "http://127.0.0.1:9/"}) is routed.stores["prod"]
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        ({"stores": {"x": {"kind": "mysql"}}}, '"kind" must be one of'),
+        ({"stores": {"x": {"kind": "prometheus"}}}, '"url" is required'),
+        ({"stores": {"x": {"kind": "prometheus", "url": "http://h:99999"}}}, "outside 1-65535"),
+        ({"stores": {"x": {"kind": "csv", "file": "/nonexistent.csv"}}}, "is not a file"),
+        ({"stores": {"synthetic": {"kind": "synthetic"}}}, "built-in"),
+        ({"default": "nope"}, "default store 'nope'"),
+        ({"store": {}}, "unknown key 'store'"),
+    ],
+)
+def test_a_wrong_declaration_stops_the_start(data: dict[str, Any], problem: str) -> None:
+    with pytest.raises(ValueError, match=problem):
+        StoreConfig.from_mapping(data).build()
+
+
+def test_flags_and_environment_are_one_declaration(tmp_path: Path) -> None:
+    environ = {"MIRROR_KIT_PROMETHEUS_URL": "http://127.0.0.1:9", "MIRROR_KIT_SOURCE": "prometheus"}
+    from_env = StoreConfig.from_env(environ)
+    assert from_env == StoreConfig.from_settings(
+        {"prometheus_url": "http://127.0.0.1:9", "source": "prometheus"}
+    )
+    routed = from_env.build()
+    assert routed.default_name == "prometheus" and routed.names == ["prometheus", "synthetic"]
+    assert set(workers.STORE_ENVIRONMENT) == {
+        "MIRROR_KIT_STORES", "MIRROR_KIT_SOURCE", "MIRROR_KIT_PROMETHEUS_URL",
+        "MIRROR_KIT_CSV", "MIRROR_KIT_CSV_DIR",
+    }  # fmt: skip
+
+
+async def test_gunicorns_app_factory_reads_the_store_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MIRROR_KIT_PROMETHEUS_URL", "http://127.0.0.1:9")
+    app = await workers.app_factory()
+    from mirror_kit.server.app import SOURCE
+
+    assert app[SOURCE].names == ["synthetic", "prometheus"]  # type: ignore[attr-defined]
+    await app[SOURCE].aclose()  # type: ignore[attr-defined]
+
+
+def test_one_http_client_per_store_is_reused(
+    store: MisbehavingStore, mirror: RunningMirror
+) -> None:
+    with httpx.Client(base_url=mirror.url) as http:
+        for i in range(5):
+            assert post(http, field_values({"source": "ok", "nonce": i})).status_code == 200
+    routed = mirror.source
+    source = routed.stores["ok"]._source  # type: ignore[attr-defined]
+    client = source.api._client
+    with httpx.Client(base_url=mirror.url) as http:
+        post(http, field_values({"url": store.url("ok")}))
+    assert source.api._client is client and not client.is_closed
