@@ -9,9 +9,12 @@ store's text beyond one short, redacted line.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
+import os
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,7 +38,7 @@ from mirror_kit.protocol import (
     TestConnectionRequest,
 )
 from mirror_kit.server import workers
-from mirror_kit.sources import PrometheusSource, StoreConfig, SyntheticSource
+from mirror_kit.sources import CsvStore, PrometheusSource, StoreConfig, SyntheticSource
 from mirror_kit.sources.prometheus import PrometheusConfig
 from mirror_kit.sources.routing import RoutingSource
 
@@ -56,15 +59,14 @@ def every_mode(store: MisbehavingStore) -> dict[str, Any]:
         timeout = 1.0 if mode in ("hang", "trickle") else 20.0
         stores[mode] = PrometheusSource(store.url(mode), timeout_s=timeout, step_ms=60_000)
     stores["echo-basic"] = PrometheusSource(
-        store.url("echo") + "/basic", username="admin", password=PASSWORD, headers=(("X-Scope-OrgID", TENANT),)
+        store.url("echo") + "/basic",
+        username="admin",
+        password=PASSWORD,
+        headers=(("X-Scope-OrgID", TENANT),),
     )
-    stores["echo-bearer"] = PrometheusSource(
-        store.url("echo") + "/bearer", bearer_token=TOKEN
-    )
+    stores["echo-bearer"] = PrometheusSource(store.url("echo") + "/bearer", bearer_token=TOKEN)
     stores["tenant"] = PrometheusSource(
-        PrometheusConfig(
-            store.url("ok") + "/tenant", allow_headers=frozenset({"X-Tenant"})
-        )
+        PrometheusConfig(store.url("ok") + "/tenant", allow_headers=frozenset({"X-Tenant"}))
     )
     return stores
 
@@ -373,3 +375,124 @@ def test_one_http_client_per_store_is_reused(
     with httpx.Client(base_url=mirror.url) as http:
         post(http, field_values({"url": store.url("ok")}))
     assert source.api._client is client and not client.is_closed
+
+
+# --- CSV stores: parsed off the loop, once per file version, never showing a path ----
+
+CSV_HEADER = "timestamp,host,cpu\n"
+
+
+def write_csv(path: Path, value: float, rows: int = 3) -> None:
+    lines = [f"{(T0 // 1000) + 60 * i},a-host,{value}" for i in range(rows)]
+    path.write_text(CSV_HEADER + "\n".join(lines) + "\n")
+
+
+class CountingCsvStore(CsvStore):
+    """Records each parse and the thread it ran on."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.threads: list[str] = []
+
+    def _read(self, *args: Any) -> Any:
+        self.threads.append(threading.current_thread().name)
+        return super()._read(*args)
+
+
+def csv_values(http: httpx.Client, details: dict[str, Any]) -> httpx.Response:
+    return post(http, metrics(details, {"host": "a-host", "metric": "cpu"}))
+
+
+def test_a_csv_file_is_parsed_once_off_the_loop_and_reloaded_when_it_changes(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data.csv"
+    write_csv(data, 1.0)
+    csv_store = CountingCsvStore(directory=tmp_path)
+    routed = RoutingSource({"synthetic": SyntheticSource(), "csv": csv_store})
+    details = {"source": "csv", "file": "data.csv"}
+    with start_mirror(routed, port=0) as mirror, httpx.Client(base_url=mirror.url) as http:
+        for nonce in range(5):  # details the store does not read select the same parse
+            answer = csv_values(http, {**details, "nonce": nonce})
+            assert [p[0] for p in answer.json()["telemetry"]["points"]] == [1.0] * 3
+        assert len(csv_store.threads) == 1 and csv_store.threads[0].startswith("mirror-kit-csv")
+        write_csv(data, 2.0)  # same size, new modification time
+        os.utime(data, ns=(time.time_ns(), time.time_ns() + 1_000_000_000))
+        assert [p[0] for p in csv_values(http, details).json()["telemetry"]["points"]] == [2.0] * 3
+        write_csv(data, 3.5, rows=4)  # a new size
+        assert len(csv_values(http, details).json()["telemetry"]["points"]) == 4
+        assert len(csv_store.threads) == 3 and len(csv_store.cached) == 1
+        data.unlink()
+        gone = csv_values(http, details)
+        tested = post(http, TestConnectionRequest(details)).json()
+    assert gone.status_code == 502 and error_of(gone)["_type"] == "MetricStoreConnectionError"
+    assert "'data.csv' of store 'csv' is gone" in gone.json()["details"]
+    assert tested["status"] == "FAILURE"
+    assert str(tmp_path) not in gone.text
+
+
+async def test_concurrent_requests_share_one_parse(tmp_path: Path) -> None:
+    write_csv(tmp_path / "x.csv", 1.0, rows=2_000)
+    csv_store = CountingCsvStore(directory=tmp_path)
+    sources = await asyncio.gather(*(csv_store.source({"file": "x.csv"}) for _ in range(20)))
+    assert len({id(s) for s in sources}) == 1 and len(csv_store.threads) == 1
+    await csv_store.aclose()
+
+
+@pytest.mark.parametrize(
+    ("content", "status", "words"),
+    [
+        (CSV_HEADER + "1,a-host," + "9" * 140_000 + "\n", 502, "field larger than field limit"),
+        (CSV_HEADER + "1,a-host\n", 502, "line 2: 2 cells, the header has 3"),
+        (b"timestamp,host,cpu\n1,\xff\xfe,1\n", 502, "not UTF-8"),
+        (CSV_HEADER + "not-a-time,a-host,1\n", 502, "is not ISO 8601"),
+    ],
+)
+def test_a_broken_csv_is_a_clear_502_without_paths(
+    tmp_path: Path, content: str | bytes, status: int, words: str, no_errors_logged: None
+) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes(content.encode() if isinstance(content, str) else content)
+    routed = RoutingSource({"synthetic": SyntheticSource(), "csv": CsvStore(directory=tmp_path)})
+    with start_mirror(routed, port=0) as mirror, httpx.Client(base_url=mirror.url) as http:
+        answer = post(http, field_names({"source": "csv", "file": "bad.csv"}))
+    assert answer.status_code == status, answer.text
+    assert words in answer.text and str(tmp_path) not in answer.text
+    assert "/tmp" not in answer.text
+
+
+def test_caller_options_and_caps(tmp_path: Path) -> None:
+    write_csv(tmp_path / "ok.csv", 1.0)
+    (tmp_path / "big.csv").write_text(CSV_HEADER + "1,a-host,1\n" * 2_000)
+    csv_store = CsvStore(directory=tmp_path, max_file_bytes=10_000, cache_size=1)
+    routed = RoutingSource({"synthetic": SyntheticSource(), "csv": csv_store})
+    with start_mirror(routed, port=0) as mirror, httpx.Client(base_url=mirror.url) as http:
+        wrong = post(http, field_names({"source": "csv", "file": "ok.csv", "timeColumn": "nope"}))
+        typed = post(http, field_names({"source": "csv", "file": "ok.csv", "labelColumns": 3}))
+        big = post(http, field_names({"source": "csv", "file": "big.csv"}))
+        missing = post(http, field_names({"source": "csv", "file": "none.csv"}))
+        nameless = post(http, field_names({"source": "csv"}))
+        fine = post(http, field_names({"source": "csv", "file": "ok.csv"}))
+    assert wrong.status_code == 400 and "no time column 'nope'" in wrong.text
+    assert typed.status_code == 400 and '"labelColumns" must be' in typed.json()["details"]
+    assert big.status_code == 502 and "maxFileBytes" in big.text
+    assert missing.status_code == 400 and "not a file of store 'csv'" in missing.text
+    assert nameless.status_code == 400 and '"file" must name' in nameless.json()["details"]
+    assert fine.status_code == 200
+    assert len(csv_store.cached) == 1 and len(csv_store._parsed) == 1  # cache_size=1
+
+
+def test_csv_parses_are_bounded_in_bytes(tmp_path: Path) -> None:
+    for name in ("a.csv", "b.csv", "c.csv"):
+        write_csv(tmp_path / name, 1.0, rows=100)
+    size = (tmp_path / "a.csv").stat().st_size
+    csv_store = CsvStore(directory=tmp_path, cache_bytes=2 * size)
+
+    loop = asyncio.new_event_loop()
+    try:
+        for name in ("a.csv", "b.csv", "c.csv"):
+            loop.run_until_complete(csv_store.source({"file": name}))
+        assert [s.name for s in csv_store.cached] == ["b.csv", "c.csv"]
+    finally:
+        loop.run_until_complete(csv_store.aclose())
+        loop.close()

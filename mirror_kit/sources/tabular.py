@@ -337,7 +337,8 @@ class CsvStore(Store):
                 )
             path, shown = self._resolve(name), name
             assert self.root is not None  # takes_files: the router let "file" through
-            if not path.is_relative_to(self.root) or not path.is_file():
+            known = any(key[0] == str(path) for key in self._parsed)  # gone: say so below
+            if not path.is_relative_to(self.root) or not (known or path.is_file()):
                 raise RemoteMirrorError(
                     "Invalid connection details",
                     f'"{FILE_KEY}" {name!r} is not a file of store {self.name!r}',
