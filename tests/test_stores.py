@@ -11,18 +11,23 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
-from conftest import HOUR, T0
+from conftest import HOUR, T0, free_port
 from misbehaving_store import BEHAVIOURS, MisbehavingStore, misbehaving_store
 
 from mirror_kit import RunningMirror, start_mirror
@@ -497,3 +502,65 @@ def test_csv_parses_are_bounded_in_bytes(tmp_path: Path) -> None:
     finally:
         loop.run_until_complete(csv_store.aclose())
         loop.close()
+
+
+# --- memory: a mirror process under hostile store answers inside every limit -------
+
+HOSTILE = {  # store -> the request that meets its hostility
+    "big-but-in-limit": field_values,
+    "bomb": metrics,
+    "huge-matrix": metrics,
+    "deep": metrics,
+    "many-labels": field_values,
+    "ragged": metrics,
+}
+
+
+def _serve_process(config: Path, port: int) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "mirror_kit", "serve", "--port", str(port)]
+    process = subprocess.Popen(
+        [*command, "--stores", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                return process
+        time.sleep(0.2)
+    process.kill()
+    raise AssertionError("the mirror did not start")
+
+
+def test_rss_of_a_mirror_process_stays_bounded(store: MisbehavingStore, tmp_path: Path) -> None:
+    declared = {name: {"kind": "prometheus", "url": store.url(name), "timeout": 30}
+                for name in HOSTILE}  # fmt: skip
+    config = tmp_path / "stores.json"
+    config.write_text(json.dumps({"stores": declared}))
+    port = free_port()
+    process = _serve_process(config, port)
+    memory = psutil.Process(process.pid)
+
+    def one_round(http: httpx.Client) -> list[int]:
+        jobs = [(name, request_of) for name, request_of in HOSTILE.items()] * 2
+        with ThreadPoolExecutor(4) as pool:
+            return list(pool.map(lambda job: post(http, job[1]({"source": job[0]})).status_code,
+                                 jobs))  # fmt: skip
+
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:
+            started = memory.memory_info().rss
+            statuses = one_round(http)
+            warm = memory.memory_info().rss
+            for _ in range(4):
+                one_round(http)
+            end = memory.memory_info().rss
+    finally:
+        process.terminate()
+        _, errors = process.communicate(timeout=30)
+    mib = 1 << 20
+    print(f"\nmirror RSS: {started / mib:.0f} MiB at start, {warm / mib:.0f} MiB after one "
+          f"round of 12 hostile answers, {end / mib:.0f} MiB after five")  # fmt: skip
+    assert sorted(set(statuses)) == [200, 502]
+    assert end - warm < 64 * mib  # no growth across rounds: nothing kept
+    assert end - started < 256 * mib  # the 1 GiB bomb and the 60 MB matrix were not held
+    assert b"Traceback" not in errors
