@@ -157,6 +157,10 @@ class PrometheusApi:
                 f"Prometheus at {cfg.shown_url} did not answer {path} within "
                 f'{options.timeout_s:g} s; the store\'s "timeout" bounds it'
             ) from None
+        except UnicodeError:  # a lone surrogate in a condition: no URL can carry it
+            raise RemoteMirrorError(
+                "Invalid request: a condition or field holds text that is not valid Unicode"
+            ) from None
         except httpx.TimeoutException as error:
             raise MetricStoreConnectionError(
                 f"Prometheus at {cfg.shown_url} did not answer {path} within "

@@ -155,7 +155,12 @@ class PrometheusSource(TelemetrySource):
         label = promql.NAME if name in promql.METRIC_FIELDS else name
         others = [c for c in query.conditions if not _narrows_label(c, label)]
         params = self._range_params(query.start_time, query.end_time, promql.selector(others))
-        path = f"/api/v1/label/{quote(label, safe='')}/values"
+        try:
+            path = f"/api/v1/label/{quote(label, safe='')}/values"
+        except UnicodeError:  # a lone surrogate: no URL can carry it
+            raise RemoteMirrorError(
+                "Invalid request: the field name is not valid Unicode"
+            ) from None
         values = await self._labels(path, params, options)
         return _options(values, query.field_value_prefix or "", options.hierarchical_values)
 
