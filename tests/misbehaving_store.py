@@ -132,6 +132,8 @@ BEHAVIOURS: dict[str, Behaviour] = {
     "big-but-in-limit": Behaviour(
         lambda r: matrix(r) if r.match_info["rest"].endswith("query_range") else big_labels()
     ),
+    # ~7 MB: under the 8 MiB cap, but 250,000 points where a page asks for fewer
+    "in-cap-matrix": Behaviour(lambda r: huge_matrix(250_000)),
     "several-series": Behaviour(
         lambda r: matrix(r, series=3) if r.match_info["rest"].endswith("query_range") else valid(r)
     ),

@@ -14,7 +14,9 @@ connection details"):
 * the whole exchange has a deadline (``timeout``), not only each read, so a store
   trickling one byte at a time cannot hold a request;
 * answers larger than ``INLINE_DECODE_BYTES`` are decoded (JSON, validation,
-  numpy) on one worker thread per store, not on the event loop;
+  numpy) in a worker *process*, one per mirror process, one answer at a time: JSON
+  decoding holds the GIL, so a thread would still stall the event loop (a 5 MB
+  answer took 0.4-0.7 s of GIL on this machine);
 * no store text reaches the caller except Prometheus' own one-line error message,
   shortened and redacted; a body that is not a Prometheus answer is described by
   its HTTP status alone.
@@ -39,9 +41,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
 import zlib
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, TypeVar
@@ -103,7 +107,6 @@ class PrometheusApi:
         self.config = config
         self._client: httpx.AsyncClient | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._decoder: ThreadPoolExecutor | None = None
 
     def _http(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
@@ -139,9 +142,6 @@ class PrometheusApi:
         self._client = self._loop = None
         if client is not None and loop is asyncio.get_running_loop():
             await client.aclose()
-        if self._decoder is not None:
-            self._decoder.shutdown(wait=False)
-            self._decoder = None
 
     async def get(
         self, path: str, params: Params = (), options: QueryOptions | None = None
@@ -192,38 +192,82 @@ class PrometheusApi:
         (off the event loop for a large answer); any failure as a protocol error."""
         answer = await self.get(path, params, options)
         if len(answer.body) <= INLINE_DECODE_BYTES:
-            return self.read(path, answer, shape)
-        if self._decoder is None:
-            self._decoder = ThreadPoolExecutor(1, thread_name_prefix="mirror-kit-decode")
+            return read_answer(path, answer, self.config, shape)
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._decoder, self.read, path, answer, shape)
+        try:
+            ok, value = await loop.run_in_executor(
+                _decoder(), _decode_elsewhere, path, answer, self.config, shape
+            )
+        except BrokenProcessPool:  # the decoder died (killed, out of memory): a new one next
+            _reset_decoder()
+            raise garbage(path, "the answer could not be decoded") from None
+        if ok:
+            return value
+        body, status = value
+        raise MirrorError.from_json(body, status)
 
     def read(self, path: str, answer: Answer, shape: Callable[[Any], T] | None = None) -> T:
         """The checked ``data`` of an answer (``shape`` converts it); raises otherwise."""
-        status = answer.status
-        cfg = self.config
-        if status in (401, 403):
-            raise MetricStoreConnectionError(
-                f"Prometheus at {cfg.shown_url} refused the request (HTTP {status}): "
-                "check the credentials in the store's declaration"
-            )
-        body = _json(answer.body)
-        if status == 404 and body is None:
-            raise MetricStoreConnectionError(
-                f"No Prometheus HTTP API at {cfg.shown_url} ({path} answered 404): "
-                'check the store\'s "url"'
-            )
-        if body is None:
-            raise RemoteMirrorError(
-                f"Prometheus answered HTTP {status} ({_phrase(status)}) with a body that is "
-                "not a Prometheus API answer",
-                path,
-                http_status=502,
-            )
-        if answer.ok and body.get("status") == "success":
-            data = body.get("data")
-            return shape(data) if shape is not None else data
-        raise _api_error(path, status, body, cfg)
+        return read_answer(path, answer, self.config, shape)
+
+
+_DECODER: ProcessPoolExecutor | None = None
+
+
+def _decoder() -> ProcessPoolExecutor:
+    """The process decoding large answers (made on first use, so after a fork)."""
+    global _DECODER
+    if _DECODER is None:
+        context = multiprocessing.get_context("spawn")  # never fork a threaded process
+        _DECODER = ProcessPoolExecutor(max_workers=1, mp_context=context)
+    return _DECODER
+
+
+def _reset_decoder() -> None:
+    global _DECODER
+    if _DECODER is not None:
+        _DECODER.shutdown(wait=False, cancel_futures=True)
+    _DECODER = None
+
+
+def _decode_elsewhere(
+    path: str, answer: Answer, cfg: PrometheusConfig, shape: Callable[[Any], T] | None
+) -> tuple[bool, Any]:
+    """Runs in the decoder process: (True, data) or (False, (error body, status)), so
+    that a protocol error crosses the process boundary as its own body."""
+    try:
+        return True, read_answer(path, answer, cfg, shape)
+    except MirrorError as error:
+        return False, (error.to_json(), error.http_status)
+
+
+def read_answer(
+    path: str, answer: Answer, cfg: PrometheusConfig, shape: Callable[[Any], T] | None = None
+) -> T:
+    """The checked ``data`` of an answer (``shape`` converts it); raises otherwise."""
+    status = answer.status
+    if status in (401, 403):
+        raise MetricStoreConnectionError(
+            f"Prometheus at {cfg.shown_url} refused the request (HTTP {status}): "
+            "check the credentials in the store's declaration"
+        )
+    body = _json(answer.body)
+    if status == 404 and body is None:
+        raise MetricStoreConnectionError(
+            f"No Prometheus HTTP API at {cfg.shown_url} ({path} answered 404): "
+            'check the store\'s "url"'
+        )
+    if body is None:
+        raise RemoteMirrorError(
+            f"Prometheus answered HTTP {status} ({_phrase(status)}) with a body that is "
+            "not a Prometheus API answer",
+            path,
+            http_status=502,
+        )
+    if answer.ok and body.get("status") == "success":
+        data = body.get("data")
+        return shape(data) if shape is not None else data
+    raise _api_error(path, status, body, cfg)
 
 
 async def read_bounded(response: httpx.Response, limit: int, path: str) -> bytes:
