@@ -245,16 +245,16 @@ def normal_url(text: str) -> str:
     the port always given, no credentials, query or trailing slash. ValueError for
     anything that is not an http(s) URL with a host and a valid port."""
     if len(text) > MAX_URL_CHARS:
-        raise ValueError(f"longer than {MAX_URL_CHARS} characters")
+        raise ValueError(f"is longer than {MAX_URL_CHARS} characters")
     try:
         url = httpx.URL(text.strip())
     except Exception:  # httpx raises several types for malformed URLs
-        raise ValueError("not a URL") from None
+        raise ValueError("is not a URL") from None
     if url.scheme not in _DEFAULT_PORTS or not url.host:
-        raise ValueError("not an http:// or https:// URL with a host")
+        raise ValueError("is not an http:// or https:// URL with a host")
     port = url.port if url.port is not None else _DEFAULT_PORTS[url.scheme]
     if not 0 < port < 65536:
-        raise ValueError(f"port {port} is outside 1-65535")
+        raise ValueError(f"has port {port}, outside 1-65535")
     host = f"[{url.host}]" if ":" in url.host else url.host
     return f"{url.scheme}://{host.lower()}:{port}{url.path.rstrip('/')}"
 
@@ -269,7 +269,7 @@ def address_keys(details: ConnectionDetails) -> list[str]:
         try:
             return [normal_url(url)]
         except ValueError as error:
-            raise RemoteMirrorError("Invalid connection details", f'"url" is {error}') from None
+            raise RemoteMirrorError("Invalid connection details", f'"url" {error}') from None
     if not isinstance(host, str) or not host or len(host) > 253 or "/" in host or "@" in host:
         raise RemoteMirrorError(
             "Invalid connection details", '"host" must be a host name (with "port" a number)'
@@ -280,7 +280,7 @@ def address_keys(details: ConnectionDetails) -> list[str]:
     try:
         return [normal_url(f"{scheme}://{host}:{port}") for scheme in ("http", "https")]
     except ValueError as error:
-        raise RemoteMirrorError("Invalid connection details", f'"host" is {error}') from None
+        raise RemoteMirrorError("Invalid connection details", f'"host" {error}') from None
 
 
 def _check_depth(details: Any) -> None:

@@ -25,6 +25,7 @@ import httpx
 from ...protocol import RemoteMirrorError
 from ..base import ConnectionDetails
 from ..redaction import REDACTED, Redactor
+from ..routing import normal_url
 
 #: Prometheus' own default scrape interval in most setups (and its docs' examples).
 DEFAULT_STEP_MS = 15_000
@@ -306,14 +307,10 @@ def _invalid(key: str, problem: str) -> RemoteMirrorError:
 def _parse_url(text: str) -> httpx.URL:
     """An http(s) URL with a host and a valid port; a RemoteMirrorError otherwise."""
     try:
-        url = httpx.URL(text)
-    except Exception:  # httpx raises several types for malformed URLs
-        raise _invalid("url", "is not a URL") from None
-    if url.scheme not in ("http", "https") or not url.host:
-        raise _invalid("url", "must be an http:// or https:// URL with a host")
-    if url.port is not None and not 0 < url.port < 65536:
-        raise _invalid("url", f"has port {url.port}, outside 1-65535")
-    return url
+        normal_url(text)
+    except ValueError as error:
+        raise _invalid("url", str(error)) from None
+    return httpx.URL(text)
 
 
 def declared_url(details: Mapping[str, Any]) -> str:
@@ -327,8 +324,6 @@ def declared_url(details: Mapping[str, Any]) -> str:
         url = f"http://{host}:{port}"
     if not isinstance(url, str) or not url.strip():
         raise _invalid("url", 'is required: the Prometheus base URL, e.g. "http://127.0.0.1:9090"')
-    if len(url) > 2048:
-        raise _invalid("url", "is longer than 2048 characters")
     _parse_url(url.strip())
     return url.strip()
 
