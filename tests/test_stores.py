@@ -564,3 +564,17 @@ def test_rss_of_a_mirror_process_stays_bounded(store: MisbehavingStore, tmp_path
     assert end - warm < 64 * mib  # no growth across rounds: nothing kept
     assert end - started < 256 * mib  # the 1 GiB bomb and the 60 MB matrix were not held
     assert b"Traceback" not in errors
+
+
+async def test_parses_queued_by_varying_column_choices_are_bounded(tmp_path: Path) -> None:
+    write_csv(tmp_path / "x.csv", 1.0, rows=20_000)
+    csv_store = CsvStore(directory=tmp_path)
+    choices = [{"file": "x.csv", "valueColumns": ["cpu"], "labelColumns": ["host"] * n}
+               for n in range(1, 9)]  # fmt: skip
+    answers = await asyncio.gather(
+        *(csv_store.source(details) for details in choices), return_exceptions=True
+    )
+    busy = [a for a in answers if isinstance(a, Exception) and "busy" in str(a)]
+    assert len(busy) == len(choices) - 2 and all(a.http_status == 502 for a in busy)
+    assert len(csv_store._parsing) == 0  # finished jobs are forgotten
+    await csv_store.aclose()

@@ -243,6 +243,8 @@ class DataFrameSource(TabularSource):
 
 #: Largest CSV file a store parses (parsing holds about ten times its size, briefly).
 DEFAULT_MAX_FILE_BYTES = 16 << 20
+#: Parses a store queues at most (a caller varying column choices cannot queue more).
+MAX_PENDING_PARSES = 2
 #: Parsed tables a directory store keeps (least recently used dropped first) ...
 DEFAULT_CACHE_SIZE = 8
 #: ... and the file bytes they may stand for together.
@@ -270,7 +272,8 @@ class CsvStore(Store):
     without it). Only files inside ``directory`` can be named, symlinks included.
 
     Each file is parsed on the store's own worker thread, one at a time, never on the
-    event loop; concurrent requests for one file share one parse. A parse is kept
+    event loop; concurrent requests for one file share one parse, and at most
+    MAX_PENDING_PARSES parses wait (past that a request gets a 502 "busy"). A parse is kept
     until the file's modification time or size changes, then the file is read again;
     a file gone is a MetricStoreConnectionError. Caller-chosen ``timeColumn``,
     ``labelColumns`` and ``valueColumns`` are part of what selects a parse; every
@@ -382,13 +385,17 @@ class CsvStore(Store):
         job = (key, signature)
         future = self._parsing.get(job)
         if future is None:
+            if len(self._parsing) >= MAX_PENDING_PARSES:
+                raise RemoteMirrorError(
+                    f"CSV store {self.name!r} is busy reading other files",
+                    "try again in a moment",
+                    http_status=502,
+                )
             future = self._worker.submit(self._read, signature, path, shown, options)
             self._parsing[job] = future
-        try:
-            parsed = await asyncio.wrap_future(future)
-        finally:
-            if self._parsing.get(job) is future and future.done():
-                del self._parsing[job]
+            # forget the job when it ends, even if every request waiting for it gave up
+            future.add_done_callback(lambda _, job=job: self._parsing.pop(job, None))
+        parsed = await asyncio.wrap_future(future)
         current = self._parsed.get(key)
         if current is None or current.signature != parsed.signature:
             self._keep(key, parsed, current)
