@@ -72,7 +72,8 @@ class PrometheusConfig:
     headers: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     step_ms: int = DEFAULT_STEP_MS
     rate_window_ms: int | None = None
-    nan_interpretation: NanInterpretation = NanInterpretation.DROP
+    nan_interpretation: NanInterpretation = NanInterpretation.ZERO  # StackState's default
+    counter_function: str = "rate"  # or "increase"; see promql
     hierarchical_values: bool = False
     verify_tls: bool = True
     concurrency: int = DEFAULT_CONCURRENCY
@@ -151,6 +152,8 @@ class PrometheusConfig:
         options.update(_credentials(details))
         if "step" in details:
             options["step_ms"] = parse_duration_ms(details["step"], "step")
+        if "counterFunction" in details:
+            options["counter_function"] = _counter_function(details["counterFunction"])
         if "rateWindow" in details:
             options["rate_window_ms"] = parse_duration_ms(details["rateWindow"], "rateWindow")
         nan = details.get("nanInterpretation", details.get("nan_interpretation"))
@@ -201,6 +204,12 @@ def _nan(value: Any) -> NanInterpretation:
         return NanInterpretation(str(value).upper())
     except ValueError:
         raise _invalid("nanInterpretation", 'must be "DROP" or "ZERO"') from None
+
+
+def _counter_function(value: Any) -> str:
+    if value not in ("rate", "increase"):
+        raise _invalid("counterFunction", 'must be "rate" or "increase"')
+    return str(value)
 
 
 def _string_map(value: Any, key: str) -> dict[str, str]:

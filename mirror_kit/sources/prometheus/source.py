@@ -123,7 +123,7 @@ class PrometheusSource(TelemetrySource):
         params = self._range_params(query.start_time, query.end_time, match)
         labels = await self.api.data("/api/v1/labels", params) or []
         if match is not None and not labels:
-            raise MetricNotFoundError(match, "Prometheus has no series matching these conditions.")
+            return []  # conditions that match nothing: no names, as for field values
         specials = [FieldDescriptor(name) for name in promql.SPECIAL_FIELDS]
         return specials + [FieldDescriptor(str(name)) for name in labels]
 
@@ -145,7 +145,7 @@ class PrometheusSource(TelemetrySource):
         self, query: MetricsQuery, window: PointWindow, connection_details: ConnectionDetails
     ) -> Points:
         plan = promql.plan(
-            query.conditions, query.metric_field, self.config.effective_rate_window_ms
+            query.conditions, self.config.effective_rate_window_ms, self.config.counter_function
         )
         grid, truncated = window_grid(window, self.config.step_ms)
         if grid is None:
