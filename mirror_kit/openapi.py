@@ -344,7 +344,9 @@ def _response_schemas() -> dict[str, Schema]:
             "A field: its name, type, and whether its values need care when shown.",
         ),
         CompleteValue.type_name: _response_object(
-            CompleteValue.type_name, {"value": scalar}, (CompleteValue.__doc__ or "").strip()
+            CompleteValue.type_name,
+            {"value": {"type": "string"}},
+            (CompleteValue.__doc__ or "").strip(),
         ),
         FieldValuePattern.type_name: _response_object(
             FieldValuePattern.type_name,

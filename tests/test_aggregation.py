@@ -329,8 +329,11 @@ EMPTY_WINDOW_RULE = {
     "MEAN": [(0, 1.5), (240, 4.0)],
     "MIN": [(0, 1.0), (240, 4.0)],
     "MAX": [(0, 2.0), (240, 4.0)],
-    **{m: [(0, float(np.percentile([1.0, 2.0], float(m[11:])))), (240, 4.0)]
-       for m in AGGREGATION_METHODS if m.startswith("PERCENTILE_")},
+    **{
+        m: [(0, float(np.percentile([1.0, 2.0], float(m[11:])))), (240, 4.0)]
+        for m in AGGREGATION_METHODS
+        if m.startswith("PERCENTILE_")
+    },
 }
 
 
@@ -389,7 +392,9 @@ async def test_edge_buckets_complete_by_default_partial_on_request(api: TestClie
 
 
 async def test_a_range_shorter_than_a_window_has_no_complete_window(api: TestClient) -> None:
-    body = await metric(api, metrics_body(T0 + 1, T0 + 60_000, A_CPU, method="SUM", bucket_ms=60_000))
+    body = await metric(
+        api, metrics_body(T0 + 1, T0 + 60_000, A_CPU, method="SUM", bucket_ms=60_000)
+    )
     assert body["telemetry"]["points"] == [] and body["telemetry"]["isPartial"] is False
 
 

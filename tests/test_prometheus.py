@@ -194,10 +194,10 @@ async def test_conditions_narrow_field_names(source: PrometheusSource) -> None:
     ]
 
 
-async def test_field_names_for_nothing_is_metric_not_found(source: PrometheusSource) -> None:
+async def test_field_names_for_nothing_are_an_empty_list(source: PrometheusSource) -> None:
+    """As field values of nothing are (and as the aws-prometheus-mirror answers)."""
     query = FieldNamesQuery(BASE_MS, END_MS, build_conditions({"host": "no-such-host"}, {}))
-    with pytest.raises(MetricNotFoundError):
-        await source.field_names(query, {})
+    assert await source.field_names(query, {}) == []
 
 
 async def test_an_expression_is_complete(source: PrometheusSource) -> None:
@@ -308,6 +308,38 @@ async def test_several_series_name_the_labels_that_differ(source: PrometheusSour
     details = caught.value.details
     assert "host (a-host, b-host, c-host)" in details and "region" in details
     assert "job" not in details
+
+
+@pytest.mark.parametrize("metric_field", ["double", "rawValue", "host", "up"])
+async def test_metric_field_selects_nothing(source: PrometheusSource, metric_field: str) -> None:
+    """A sample has one value: metricField is accepted and adds no __name__ matcher."""
+    wanted = {**TEMPERATURE, "host": "b-host"}
+    query = MetricsQuery(BASE_MS, END_MS, build_conditions(wanted, {}), metric_field)
+    points = await source.points(query, PointWindow(BASE_MS, END_MS, 10_000), {})
+    np.testing.assert_array_equal(points.values, (await fetch(source, wanted)).values)
+
+
+async def test_counter_function_increase_is_the_rate_times_the_window(
+    prometheus: PrometheusServer,
+) -> None:
+    """counterFunction "increase" (the aws-prometheus-mirror's choice) vs the default rate."""
+    details = {"url": prometheus.url, "step": "10s", "rateWindow": "40s"}
+    rate = PrometheusSource.from_details(details)
+    increase = PrometheusSource.from_details({**details, "counterFunction": "increase"})
+    counter = {"__counter__": "http_requests_total", "host": "b-host"}
+    start = BASE_MS + 4 * STEP_MS
+    per_second = await fetch(rate, counter, start=start)
+    over_window = await fetch(increase, counter, start=start)
+    np.testing.assert_allclose(over_window.values, per_second.values * 40, rtol=1e-9)
+    await rate.aclose()
+    await increase.aclose()
+    with pytest.raises(RemoteMirrorError, match='"counterFunction"'):
+        PrometheusConfig.from_details({**details, "counterFunction": "irate"})
+
+
+def test_nan_is_zero_by_default_as_in_stackstate() -> None:
+    """The guide's example and the aws-prometheus-mirror default to ZERO."""
+    assert PrometheusConfig("http://127.0.0.1:9090").nan_interpretation.value == "ZERO"
 
 
 async def test_a_counter_is_served_as_its_rate(source: PrometheusSource) -> None:
@@ -481,3 +513,32 @@ def test_the_conformance_checker_passes_in_prometheus_mode(
         (r.check, r.status.value, r.reason) for r in report.results if r.status.value != "PASS"
     ]
     assert failing == []
+
+
+# --- PromQL, pure ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (2.0, 'cores=~"2|2\\\\.0"'),  # a store may hold "2" or "2.0"
+        (2.5, 'cores="2.5"'),
+        (-1.0, 'cores=~"\\\\-1|\\\\-1\\\\.0"'),
+    ],
+)
+def test_a_whole_double_matches_both_text_forms(value: float, expected: str) -> None:
+    from mirror_kit.protocol import DoubleValue, EqualityCondition
+    from mirror_kit.sources.prometheus import promql
+
+    assert promql.matcher("cores", EqualityCondition("cores", DoubleValue(value))) == expected
+
+
+def test_plans_take_no_metric_name_from_metric_field_and_apply_the_counter_function() -> None:
+    from mirror_kit.sources.prometheus import promql
+
+    gauge = promql.plan(build_conditions({"__gauge__": "up", "job": "x"}, {}), 60_000)
+    assert gauge.expression == '{__name__="up",job="x"}'
+    counter = build_conditions({"__counter__": "c_total"}, {})
+    assert promql.plan(counter, 60_000).expression == 'rate({__name__="c_total"}[60000ms])'
+    increase = promql.plan(counter, 60_000, "increase").expression
+    assert increase == 'increase({__name__="c_total"}[60000ms])'

@@ -145,6 +145,25 @@ def text_forms(value: FieldScalar) -> tuple[str, ...]:
     return (text,)
 
 
+def typed_scalar(value: Any, field_type: FieldType) -> Any:
+    """A CompleteValue's text as a value of the field's type, where it reads as one.
+
+    ``"4"`` of a NUMBER field is 4.0, ``"true"`` of a BOOLEAN field is True; anything
+    else (a STRING field's values, text that is not of the type) is left as it is.
+    """
+    if not isinstance(value, str):
+        return value
+    if field_type.kind is FieldType.NUMBER:
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        return number if math.isfinite(number) else value
+    if field_type is FieldType.BOOLEAN and value in ("true", "false"):
+        return value == "true"
+    return value
+
+
 def _value_from_json(body: Any, path: str) -> ConditionValue:
     body = read.obj(body, path)
     raw = body.get("value")

@@ -48,6 +48,7 @@ from ..protocol import (
 from ..protocol.values import as_text
 from .base import ConnectionDetails, Points, PointWindow, TelemetrySource
 
+
 @dataclass(frozen=True)
 class LabeledSeries:
     key: str
