@@ -332,7 +332,6 @@ def _error_example(cls: type) -> dict[str, Any]:
 
 def _response_schemas() -> dict[str, Schema]:
     boolean = {"type": "boolean"}
-    scalar = {"type": ["string", "number", "boolean"]}
     return {
         FieldDescriptor.type_name: _response_object(
             FieldDescriptor.type_name,
