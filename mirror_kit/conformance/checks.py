@@ -428,6 +428,10 @@ def _raw_series(ctx: Context) -> MetricSeries:
         raw = ctx.series(target.exchange, target.request)
     except Finding:
         raise skipped("the raw answer is unreadable (see metrics.raw)") from None
+    finite = np.isfinite(raw.values)  # non-finite values are metrics.raw's finding
+    raw = MetricSeries(
+        raw.values[finite], raw.timestamps[finite], None, raw.is_partial, raw.request
+    )
     order = np.argsort(raw.timestamps, kind="stable")
     return MetricSeries(raw.values[order], raw.timestamps[order], None, raw.is_partial, raw.request)
 
@@ -450,6 +454,7 @@ def _windows(ctx: Context, method: AggregationMethod, raw: MetricSeries) -> Wind
     low = np.searchsorted(raw.timestamps, series.timestamps, side="left")
     high = np.searchsorted(raw.timestamps, series.bucket_ends, side="left")
     inside = (series.timestamps >= ctx.options.start) & (series.bucket_ends <= horizon)
+    inside &= series.bucket_ends - series.timestamps == ctx.options.bucket_ms  # see aggregated
     groups = [
         raw.values[lo:hi] if keep else None for lo, hi, keep in zip(low, high, inside, strict=True)
     ]
@@ -494,7 +499,10 @@ def values_extremes(ctx: Context) -> Finding:
             )
         compared = len(pairs)
     if not compared:
-        raise skipped("no answered window lies wholly inside the range with raw points in it")
+        raise skipped(
+            "no answered window of bucketSizeMillis lies wholly inside the range with raw "
+            "points in it (see metrics.aggregated)"
+        )
     return passed(f"MIN and MAX of {compared} windows are the raw extremes of their points")
 
 
@@ -505,11 +513,15 @@ def values_order(ctx: Context) -> Finding:
     ladder = (AggregationMethod.MIN, *PERCENTILES, AggregationMethod.MAX)
     answers = {m: _windows(ctx, m, raw) for m in (*ladder, AggregationMethod.MEAN)}
     by_start = {
-        m: dict(zip(w.starts.tolist(), w.values.tolist(), strict=True)) for m, w in answers.items()
+        m: {int(w.starts[i]): float(w.values[i]) for i, _ in w.compared()}
+        for m, w in answers.items()
     }
     starts = sorted(set.intersection(*(set(v) for v in by_start.values())))
     if not starts:
-        raise skipped("no window was answered for every method")
+        raise skipped(
+            "no window of bucketSizeMillis inside the range was answered for every method "
+            "(see metrics.aggregated)"
+        )
     low, high = by_start[AggregationMethod.MIN], by_start[AggregationMethod.MAX]
     for start in starts:
         column = [by_start[m][start] for m in ladder]
@@ -575,7 +587,10 @@ def values_count_sum(ctx: Context) -> Finding:
                     w.exchange,
                 )
     if not compared:
-        raise skipped("no answered window lies wholly inside the range")
+        raise skipped(
+            "no answered window of bucketSizeMillis lies wholly inside the range "
+            "(see metrics.aggregated)"
+        )
     return passed(f"EVENT_COUNT and SUM (and _NO_ZEROS) of {compared // 4} windows match raw")
 
 
