@@ -16,7 +16,7 @@ import random
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ClassVar
 
 from aiohttp import web
 
@@ -292,7 +292,10 @@ class LateBuckets(Mirror):
 class SwappedQuartiles(Mirror):
     """PERCENTILE_25 and PERCENTILE_75 answer each other's value."""
 
-    SWAP = {"PERCENTILE_25": "PERCENTILE_75", "PERCENTILE_75": "PERCENTILE_25"}
+    SWAP: ClassVar[dict[str, str]] = {
+        "PERCENTILE_25": "PERCENTILE_75",
+        "PERCENTILE_75": "PERCENTILE_25",
+    }
 
     def edit_request(self, path: str, body: Json) -> Json:
         method = _method(body)

@@ -3,7 +3,8 @@
 ``run_checks(url, api_key=..., profile="stackstate"|"strict")`` returns a Report: one
 result per check (PASS, WARN, FAIL or SKIP, with the finding's level: breaks, data or
 quality), each naming the part of MIRROR_API.md it verifies and the request that
-showed a problem. ``mirror_kit.conformance.pytest_plugin`` runs it in a test suite. ``python -m mirror_kit check URL`` prints it;
+showed a problem. ``mirror_kit.conformance.pytest_plugin`` runs it in a test suite;
+``python -m mirror_kit check URL`` prints it;
 ``report_table(report)`` (or just ``report`` as a cell's value) shows it in a
 notebook. See docs/conformance.md.
 """
