@@ -515,6 +515,28 @@ def test_the_conformance_checker_passes_in_prometheus_mode(
     assert failing == []
 
 
+def test_the_checker_discovers_a_stream_on_prometheus_by_itself(
+    routed_client: MirrorClient, prometheus: PrometheusServer
+) -> None:
+    """__counter__, __gauge__ and __name__ are alternatives: discovery picks one, never
+    ANDs two (which the mirror refuses as conflicting), and narrows on until one series."""
+    from mirror_kit.conformance import Status, run_checks
+
+    details = {"source": "prometheus", "url": prometheus.url, "step": "10s"}
+    report = run_checks(
+        routed_client.url,
+        api_key=routed_client.api_key,
+        connection_details=details,
+        start=BASE_MS,
+        end=END_MS,
+        profile="strict",
+    )
+    assert report.result("discovery").status is Status.PASS, report.result("discovery").reason
+    named = [c for c in ("__counter__", "__gauge__", "__name__") if f"{c}=" in report.conditions]
+    assert len(named) == 1, report.conditions
+    assert report.with_status(Status.FAIL) == [], str(report)
+
+
 # --- PromQL, pure ------------------------------------------------------------------------
 
 
