@@ -489,25 +489,26 @@ def test_a_store_down_behind_the_mirror(routed_client: MirrorClient) -> None:
             client.metrics(start=BASE_MS, end=END_MS, conditions=TEMPERATURE)
 
 
-def test_the_conformance_checker_passes_in_prometheus_mode(
-    routed_client: MirrorClient, prometheus: PrometheusServer
-) -> None:
-    """The checker passes against the mirror in Prometheus mode, given the stream.
-
-    Its discovery narrows field by field; Prometheus' special fields (``__counter__``,
-    ``__gauge__``, ``__name__``) are alternatives, not refinements, so the stream is
-    given as a user picks it in StackState's wizard.
-    """
+def check_prometheus_mode(routed_client: MirrorClient, prometheus: PrometheusServer, **options):
     from mirror_kit.conformance import run_checks
 
     details = {"source": "prometheus", "url": prometheus.url, "step": "10s"}
-    report = run_checks(
+    return run_checks(
         routed_client.url,
         api_key=routed_client.api_key,
         connection_details=details,
         start=BASE_MS,
         end=END_MS,
-        conditions={**TEMPERATURE, "host": "a-host"},
+        **options,
+    )
+
+
+def test_the_conformance_checker_passes_in_prometheus_mode(
+    routed_client: MirrorClient, prometheus: PrometheusServer
+) -> None:
+    """The checker passes against the mirror in Prometheus mode, given the stream."""
+    report = check_prometheus_mode(
+        routed_client, prometheus, conditions={**TEMPERATURE, "host": "a-host"}
     )
     failing = [
         (r.check, r.status.value, r.reason) for r in report.results if r.status.value != "PASS"
@@ -520,17 +521,9 @@ def test_the_checker_discovers_a_stream_on_prometheus_by_itself(
 ) -> None:
     """__counter__, __gauge__ and __name__ are alternatives: discovery picks one, never
     ANDs two (which the mirror refuses as conflicting), and narrows on until one series."""
-    from mirror_kit.conformance import Status, run_checks
+    from mirror_kit.conformance import Status
 
-    details = {"source": "prometheus", "url": prometheus.url, "step": "10s"}
-    report = run_checks(
-        routed_client.url,
-        api_key=routed_client.api_key,
-        connection_details=details,
-        start=BASE_MS,
-        end=END_MS,
-        profile="strict",
-    )
+    report = check_prometheus_mode(routed_client, prometheus, profile="strict")
     assert report.result("discovery").status is Status.PASS, report.result("discovery").reason
     named = [c for c in ("__counter__", "__gauge__", "__name__") if f"{c}=" in report.conditions]
     assert len(named) == 1, report.conditions

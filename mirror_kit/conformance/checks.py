@@ -400,6 +400,15 @@ def aggregation_methods(ctx: Context) -> Finding:
 # Values: each method's answer against the mirror's own raw answer for the range.
 
 PERCENTILES = tuple(m for m in AggregationMethod if m.percentile is not None)
+
+
+def _nothing_compared() -> Finding:
+    return skipped(
+        "no window of bucketSizeMillis wholly inside the range was answered with raw points "
+        "in it, by every method compared (see metrics.aggregated)"
+    )
+
+
 #: Relative tolerance of value comparisons (sums are added in another order).
 RTOL = 1e-9
 
@@ -499,10 +508,7 @@ def values_extremes(ctx: Context) -> Finding:
             )
         compared = len(pairs)
     if not compared:
-        raise skipped(
-            "no answered window of bucketSizeMillis lies wholly inside the range with raw "
-            "points in it (see metrics.aggregated)"
-        )
+        raise _nothing_compared()
     return passed(f"MIN and MAX of {compared} windows are the raw extremes of their points")
 
 
@@ -518,10 +524,7 @@ def values_order(ctx: Context) -> Finding:
     }
     starts = sorted(set.intersection(*(set(v) for v in by_start.values())))
     if not starts:
-        raise skipped(
-            "no window of bucketSizeMillis inside the range was answered for every method "
-            "(see metrics.aggregated)"
-        )
+        raise _nothing_compared()
     low, high = by_start[AggregationMethod.MIN], by_start[AggregationMethod.MAX]
     for start in starts:
         column = [by_start[m][start] for m in ladder]
@@ -587,10 +590,7 @@ def values_count_sum(ctx: Context) -> Finding:
                     w.exchange,
                 )
     if not compared:
-        raise skipped(
-            "no answered window of bucketSizeMillis lies wholly inside the range "
-            "(see metrics.aggregated)"
-        )
+        raise _nothing_compared()
     return passed(f"EVENT_COUNT and SUM (and _NO_ZEROS) of {compared // 4} windows match raw")
 
 
