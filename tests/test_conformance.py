@@ -261,6 +261,7 @@ def test_html_table_escapes_mirror_text() -> None:
     assert table.html == report._repr_html_() == str(table)
     assert table.html.count("<tr>") == len(CHECK_IDS) + 1  # a header row and one per check
     assert "&lt;html&gt;hello&lt;/html&gt;" in table.html and "<html>hello" not in table.html
+    assert "(breaks) " in table.html and f"score {report.score_line()}" in table.html
 
 
 def test_cli_exit_codes_and_json(mirror: RunningMirror, tmp_path: Path, capsys) -> None:

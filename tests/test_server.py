@@ -627,3 +627,11 @@ def test_api_paths_are_the_four_methods() -> None:
     app = create_app()
     posted = {r.resource.canonical for r in app.router.routes() if r.method == "POST"}
     assert posted == set(API_PATHS)
+
+
+def test_the_request_timeout_ends_before_stackstate_gives_up() -> None:
+    """StackState abandons a UI request after 15 s; the mirror answers 504 before that,
+    and after Prometheus' own timeout, whose MetricStoreConnectionError says more."""
+    from mirror_kit.sources.prometheus.config import DEFAULT_TIMEOUT_S
+
+    assert DEFAULT_TIMEOUT_S < ServerSettings().request_timeout_s < 15.0

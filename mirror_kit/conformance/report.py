@@ -232,7 +232,7 @@ def report_table(report: Report) -> HtmlTable:
         "<tr>"
         f'<td style="background:{_COLOURS[r.status]};font-weight:bold">{r.status.value}</td>'
         f"<td><code>{html.escape(r.check)}</code></td>"
-        f"<td>{html.escape(r.reason)}"
+        f"<td>{html.escape(r.reason if r.level is None else f'({r.level.value}) {r.reason}')}"
         + (
             f"<br><small><code>{html.escape(shorten(r.request))}</code></small>"
             if r.request and r.status in (Status.FAIL, Status.WARN)
@@ -243,7 +243,9 @@ def report_table(report: Report) -> HtmlTable:
     ]
     counts = report.counts()
     caption = html.escape(
-        f"{report.url}: " + ", ".join(f"{counts[s.value]} {s.value}" for s in Status)
+        f"{report.url} ({report.profile.value}): "
+        + ", ".join(f"{counts[s.value]} {s.value}" for s in Status)
+        + f"; score {report.score_line()}"
     )
     return HtmlTable(
         '<table class="mirror-kit-conformance">'
