@@ -71,9 +71,10 @@ async def fetch(
     end: int = END_MS,
     max_points: int = 1_000_000,
     newest_first: bool = False,
+    details: Mapping[str, Any] | None = None,
 ) -> Any:
     window = PointWindow(start, end, max_points, newest_first)
-    return await source.points(metrics_query(conditions, start, end), window, {})
+    return await source.points(metrics_query(conditions, start, end), window, details or {})
 
 
 def field_values_query(field: str, conditions: Mapping[str, Any], prefix: str | None = None):
@@ -199,10 +200,10 @@ async def test_conditions_narrow_field_names(source: PrometheusSource) -> None:
     ]
 
 
-async def test_field_names_for_nothing_is_metric_not_found(source: PrometheusSource) -> None:
+async def test_field_names_for_nothing_are_an_empty_list(source: PrometheusSource) -> None:
+    """As field values of nothing are (and as the aws-prometheus-mirror answers)."""
     query = FieldNamesQuery(BASE_MS, END_MS, build_conditions({"host": "no-such-host"}, {}))
-    with pytest.raises(MetricNotFoundError):
-        await source.field_names(query, {})
+    assert await source.field_names(query, {}) == []
 
 
 async def test_an_expression_is_complete(source: PrometheusSource) -> None:
@@ -313,6 +314,41 @@ async def test_several_series_name_the_labels_that_differ(source: PrometheusSour
     details = caught.value.details
     assert "host (a-host, b-host, c-host)" in details and "region" in details
     assert "job" not in details
+
+
+@pytest.mark.parametrize("metric_field", ["double", "rawValue", "host", "up"])
+async def test_metric_field_selects_nothing(source: PrometheusSource, metric_field: str) -> None:
+    """A sample has one value: metricField is accepted and adds no __name__ matcher."""
+    wanted = {**TEMPERATURE, "host": "b-host"}
+    query = MetricsQuery(BASE_MS, END_MS, build_conditions(wanted, {}), metric_field)
+    points = await source.points(query, PointWindow(BASE_MS, END_MS, 10_000), {})
+    np.testing.assert_array_equal(points.values, (await fetch(source, wanted)).values)
+
+
+async def test_counter_function_increase_is_the_rate_times_the_window(
+    prometheus: PrometheusServer,
+) -> None:
+    """counterFunction "increase" (the aws-prometheus-mirror's choice) vs the default rate."""
+    details = {"url": prometheus.url, "step": "10s", "rateWindow": "40s"}
+    rate = PrometheusSource.from_declaration(details)
+    increase = PrometheusSource.from_declaration({**details, "counterFunction": "increase"})
+    counter = {"__counter__": "http_requests_total", "host": "b-host"}
+    start = BASE_MS + 4 * STEP_MS
+    per_second = await fetch(rate, counter, start=start)
+    over_window = await fetch(increase, counter, start=start)
+    np.testing.assert_allclose(over_window.values, per_second.values * 40, rtol=1e-9)
+    # a request's connection details may choose it too (a form written for the peer)
+    asked = await fetch(rate, counter, start=start, details={"counterFunction": "increase"})
+    np.testing.assert_array_equal(asked.values, over_window.values)
+    await rate.aclose()
+    await increase.aclose()
+    with pytest.raises(RemoteMirrorError, match='"counterFunction"'):
+        PrometheusConfig.from_declaration({**details, "counterFunction": "irate"})
+
+
+def test_nan_is_zero_by_default_as_in_stackstate() -> None:
+    """The guide's example and the aws-prometheus-mirror default to ZERO."""
+    assert PrometheusConfig("http://127.0.0.1:9090").nan_interpretation.value == "ZERO"
 
 
 async def test_a_counter_is_served_as_its_rate(source: PrometheusSource) -> None:
@@ -470,27 +506,71 @@ def test_a_store_down_behind_the_mirror() -> None:
             client.metrics(start=BASE_MS, end=END_MS, conditions=TEMPERATURE)
 
 
-def test_the_conformance_checker_passes_in_prometheus_mode(
-    routed_client: MirrorClient, prometheus: PrometheusServer
-) -> None:
-    """The checker passes against the mirror in Prometheus mode, given the stream.
-
-    Its discovery narrows field by field; Prometheus' special fields (``__counter__``,
-    ``__gauge__``, ``__name__``) are alternatives, not refinements, so the stream is
-    given as a user picks it in StackState's wizard.
-    """
+def check_prometheus_mode(routed_client: MirrorClient, prometheus: PrometheusServer, **options):
     from mirror_kit.conformance import run_checks
 
     details = {"source": "prometheus", "url": prometheus.url, "step": "10s"}
-    report = run_checks(
+    return run_checks(
         routed_client.url,
         api_key=routed_client.api_key,
         connection_details=details,
         start=BASE_MS,
         end=END_MS,
-        conditions={**TEMPERATURE, "host": "a-host"},
+        **options,
+    )
+
+
+def test_the_conformance_checker_passes_in_prometheus_mode(
+    routed_client: MirrorClient, prometheus: PrometheusServer
+) -> None:
+    """The checker passes against the mirror in Prometheus mode, given the stream."""
+    report = check_prometheus_mode(
+        routed_client, prometheus, conditions={**TEMPERATURE, "host": "a-host"}
     )
     failing = [
         (r.check, r.status.value, r.reason) for r in report.results if r.status.value != "PASS"
     ]
     assert failing == []
+
+
+def test_the_checker_discovers_a_stream_on_prometheus_by_itself(
+    routed_client: MirrorClient, prometheus: PrometheusServer
+) -> None:
+    """__counter__, __gauge__ and __name__ are alternatives: discovery picks one, never
+    ANDs two (which the mirror refuses as conflicting), and narrows on until one series."""
+    from mirror_kit.conformance import Status
+
+    report = check_prometheus_mode(routed_client, prometheus, profile="strict")
+    assert report.result("discovery").status is Status.PASS, report.result("discovery").reason
+    named = [c for c in ("__counter__", "__gauge__", "__name__") if f"{c}=" in report.conditions]
+    assert len(named) == 1, report.conditions
+    assert report.with_status(Status.FAIL) == [], str(report)
+
+
+# --- PromQL, pure ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (2.0, 'cores=~"2|2\\\\.0"'),  # a store may hold "2" or "2.0"
+        (2.5, 'cores="2.5"'),
+        (-1.0, 'cores=~"\\\\-1|\\\\-1\\\\.0"'),
+    ],
+)
+def test_a_whole_double_matches_both_text_forms(value: float, expected: str) -> None:
+    from mirror_kit.protocol import DoubleValue, EqualityCondition
+    from mirror_kit.sources.prometheus import promql
+
+    assert promql.matcher("cores", EqualityCondition("cores", DoubleValue(value))) == expected
+
+
+def test_plans_take_no_metric_name_from_metric_field_and_apply_the_counter_function() -> None:
+    from mirror_kit.sources.prometheus import promql
+
+    gauge = promql.plan(build_conditions({"__gauge__": "up", "job": "x"}, {}), 60_000)
+    assert gauge.expression == '{__name__="up",job="x"}'
+    counter = build_conditions({"__counter__": "c_total"}, {})
+    assert promql.plan(counter, 60_000).expression == 'rate({__name__="c_total"}[60000ms])'
+    increase = promql.plan(counter, 60_000, "increase").expression
+    assert increase == 'increase({__name__="c_total"}[60000ms])'

@@ -28,7 +28,7 @@ import httpx
 import psutil
 import pytest
 from conftest import HOUR, T0, free_port
-from misbehaving_store import BEHAVIOURS, MisbehavingStore, misbehaving_store
+from misbehaving_store import BEHAVIOURS, MisbehavingStore, huge_matrix, misbehaving_store
 
 from mirror_kit import RunningMirror, start_mirror
 from mirror_kit.client import build_conditions
@@ -53,6 +53,7 @@ PASSWORD, TOKEN, TENANT = "pa55-w0rd-xyz", "tok-abcdef-123", "tenant-secret-1"
 
 @pytest.fixture(scope="module")
 def store() -> Iterator[MisbehavingStore]:
+    huge_matrix()  # built once here (seconds on a busy machine), not inside a request
     with misbehaving_store() as running:
         yield running
 
@@ -61,7 +62,8 @@ def every_mode(store: MisbehavingStore) -> dict[str, Any]:
     """One Prometheus store per behaviour, named after it (1 s timeout)."""
     stores: dict[str, Any] = {"synthetic": SyntheticSource()}
     for mode in BEHAVIOURS:
-        timeout = 1.0 if mode in ("hang", "trickle") else 20.0
+        # within the mirror's own 12 s request timeout, as Prometheus' 10 s default is
+        timeout = 1.0 if mode in ("hang", "trickle") else 10.0
         stores[mode] = PrometheusSource(store.url(mode), timeout_s=timeout, step_ms=60_000)
     stores["echo-basic"] = PrometheusSource(
         store.url("echo") + "/basic",

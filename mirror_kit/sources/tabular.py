@@ -11,7 +11,8 @@ One format, "wide": one row per timestamp and label combination::
   is at least 1e11 is read as milliseconds, otherwise as seconds);
 * **value** columns hold numbers; each becomes one series per label combination,
   with the label ``metric`` set to the column's name (so ``cpu.user`` and
-  ``cpu.system`` are offered as the pattern ``cpu.*``);
+  ``cpu.system`` are offered as the pattern ``cpu.*``); a query's ``metricField``
+  naming a value column selects that column (other ``metricField``s change nothing);
 * **label** columns become fields, typed BOOLEAN (all ``true``/``false``), NUMBER
   (all numbers) or STRING.
 
@@ -170,7 +171,7 @@ class TabularSource(CatalogSource):
         built = _build_series(columns, timestamps, labels, values)
         if not built:
             raise ValueError("the table holds no value: every value cell is empty")
-        self.catalog = SeriesCatalog([s for s, _, _ in built], METRIC_LABEL)
+        self.catalog = SeriesCatalog([s for s, _, _ in built], METRIC_LABEL, values)
         self._data = {s.key: (t, v) for s, t, v in built}
 
     def __len__(self) -> int:

@@ -88,6 +88,7 @@ class QueryOptions:
     hierarchical_values: bool
     timeout_s: float
     headers: tuple[tuple[str, str], ...] = ()
+    counter_function: str = "rate"
 
 
 @dataclass(frozen=True, repr=False)
@@ -110,7 +111,8 @@ class PrometheusConfig:
     headers: tuple[tuple[str, str], ...] = field(default_factory=tuple)
     step_ms: int = DEFAULT_STEP_MS
     rate_window_ms: int | None = None
-    nan_interpretation: NanInterpretation = NanInterpretation.DROP
+    nan_interpretation: NanInterpretation = NanInterpretation.ZERO  # StackState's default
+    counter_function: str = "rate"  # or "increase"; see promql
     hierarchical_values: bool = False
     verify_tls: bool = True
     concurrency: int = DEFAULT_CONCURRENCY
@@ -150,6 +152,7 @@ class PrometheusConfig:
             self.nan_interpretation,
             self.hierarchical_values,
             self.timeout_s,
+            counter_function=self.counter_function,
         )
         object.__setattr__(self, "_defaults", defaults)
 
@@ -215,6 +218,7 @@ class PrometheusConfig:
             _flag(details, "hierarchicalValues", self.hierarchical_values),
             min(self.timeout_s, _timeout_s(details) or self.timeout_s),
             self._allowed_headers(details),
+            _counter_function(details.get("counterFunction", self.counter_function)),
         )
 
     def _allowed_headers(self, details: ConnectionDetails) -> tuple[tuple[str, str], ...]:
@@ -263,6 +267,8 @@ class PrometheusConfig:
         options.update(_credentials(declaration))
         if "step" in declaration:
             options["step_ms"] = parse_duration_ms(declaration["step"], "step")
+        if "counterFunction" in declaration:
+            options["counter_function"] = _counter_function(declaration["counterFunction"])
         if "rateWindow" in declaration:
             options["rate_window_ms"] = parse_duration_ms(declaration["rateWindow"], "rateWindow")
         nan = _nan_of(declaration)
@@ -283,6 +289,7 @@ class PrometheusConfig:
 _REQUEST_KEYS = (
     "step",
     "rateWindow",
+    "counterFunction",
     "nanInterpretation",
     "nan_interpretation",
     "hierarchicalValues",
@@ -371,6 +378,12 @@ def _nan(value: Any) -> NanInterpretation:
         return NanInterpretation(value.upper())
     except ValueError:
         raise _invalid("nanInterpretation", 'must be "DROP" or "ZERO"') from None
+
+
+def _counter_function(value: Any) -> str:
+    if value not in ("rate", "increase"):
+        raise _invalid("counterFunction", 'must be "rate" or "increase"')
+    return str(value)
 
 
 def _string_map(value: Any, key: str) -> dict[str, str]:

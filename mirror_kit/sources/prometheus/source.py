@@ -140,7 +140,7 @@ class PrometheusSource(TelemetrySource):
         params = self._range_params(query.start_time, query.end_time, match)
         labels = await self._labels("/api/v1/labels", params, options)
         if match is not None and not labels:
-            raise MetricNotFoundError(match, "Prometheus has no series matching these conditions.")
+            return []  # conditions that match nothing: no names, as for field values
         specials = [FieldDescriptor(name) for name in promql.SPECIAL_FIELDS]
         return specials + [FieldDescriptor(name) for name in labels]
 
@@ -168,7 +168,7 @@ class PrometheusSource(TelemetrySource):
         self, query: MetricsQuery, window: PointWindow, connection_details: ConnectionDetails
     ) -> Points:
         options = self.config.options(connection_details)
-        plan = promql.plan(query.conditions, query.metric_field, options.rate_window_ms)
+        plan = promql.plan(query.conditions, options.rate_window_ms, options.counter_function)
         grid, truncated = window_grid(window, options.step_ms)
         if grid is None:
             return Points.empty(truncated)
