@@ -68,9 +68,11 @@ async def simulate(
     )
     run = _Run(model, clock, ui, server)
     try:
-        chosen = list(series) if series else await discover_series(ui, clock.start_ms)
-        run.report.series = len(chosen) or 1
-        await run.all(chosen or [{}], on_progress, progress_every_s)
+        chosen: list[Conditions] = (
+            list(series) if series else await discover_series(ui, clock.start_ms)
+        ) or [{}]  # nothing discovered: every stream asks without conditions
+        run.report.series = len(chosen)
+        await run.all(chosen, on_progress, progress_every_s)
     finally:
         await ui.aclose()
         await server.aclose()
