@@ -68,9 +68,9 @@ async def simulate(
     )
     run = _Run(model, clock, ui, server)
     try:
-        chosen: list[Conditions] = (
-            list(series) if series else await discover_series(ui, clock.start_ms)
-        ) or [{}]  # nothing discovered: every stream asks without conditions
+        chosen: list[Conditions] = list(series or await discover_series(ui, clock.start_ms))
+        if not chosen:  # nothing discovered: every stream asks without conditions
+            chosen = [{}]
         run.report.series = len(chosen)
         await run.all(chosen, on_progress, progress_every_s)
     finally:
