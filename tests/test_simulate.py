@@ -45,6 +45,9 @@ async def test_against_the_kit_every_poll_is_answered_and_polls_agree(
     metric_requests = [e for e in mirror.requests() if e.method == "metric"]
     assert len(metric_requests) == 25 + 10 + 1  # the simulator really asked each
 
+    again = await simulate(mirror.url, model=SMALL, clock=FIVE_MINUTES, api_key="api_key")
+    assert report.same_answers(again) == (35, 0)  # the same questions, the same answers
+
 
 class Recorder:
     """A mirror that answers every metric query with one point per bucket (value =
@@ -135,6 +138,15 @@ async def test_a_mirror_answering_at_random_is_flagged_inconsistent() -> None:
     assert report.consistency.mismatched > 0
     assert report.consistency.examples
     assert not report.ok
+    with serve_sample_style() as url:
+        again = await simulate(
+            url,
+            model=LoadModel(live_streams=2, monitors=0, wizard_sessions=0, poll_interval_s=72),
+            clock=Clock(start_ms=T0, duration_s=144, speed=144),
+            series=[{"field1": "value1"}],
+        )
+    compared, differing = report.same_answers(again)
+    assert compared == 4 and differing == 4
 
 
 async def test_a_grid_that_moves_with_the_window_is_counted_misaligned() -> None:

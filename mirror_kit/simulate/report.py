@@ -6,6 +6,7 @@ Latencies are kept per kind as floats (a 200-stream hour is 12,000 polls: about
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,6 +14,8 @@ import numpy as np
 
 #: error texts kept per request kind (the count is always exact)
 ERROR_SAMPLES = 3
+#: answer digests kept per run (16 bytes each plus the key: about 10 MB at most)
+MAX_DIGESTS = 100_000
 
 
 @dataclass
@@ -128,6 +131,21 @@ class Report:
     series: int = 0
     simulated_s: float = 0.0
     real_s: float = 0.0
+    #: a digest of every metric answer, by "kind index @ scheduled ms": two runs of one
+    #: model ask the same questions, so ``same_answers`` can compare what they got
+    digests: dict[str, bytes] = field(default_factory=dict)
+
+    def remember(self, question: str, timestamps: np.ndarray, values: np.ndarray) -> None:
+        if len(self.digests) < MAX_DIGESTS:
+            digest = hashlib.blake2b(digest_size=16)
+            digest.update(np.ascontiguousarray(timestamps, dtype=np.int64).tobytes())
+            digest.update(np.ascontiguousarray(values, dtype=np.float64).tobytes())
+            self.digests[question] = digest.digest()
+
+    def same_answers(self, other: Report) -> tuple[int, int]:
+        """(questions both runs answered, of which answered differently)."""
+        common = self.digests.keys() & other.digests.keys()
+        return len(common), sum(self.digests[q] != other.digests[q] for q in common)
 
     def stats(self, kind: str) -> KindStats:
         if kind not in self.kinds:

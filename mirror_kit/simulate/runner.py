@@ -239,6 +239,8 @@ class _Run:
                 limit=self.model.max_events_per_poll,
                 conditions=conditions,
             )
+            if answer is not None:
+                self.report.remember(f"{name} @{end}", answer.timestamps, answer.values)
             if answer is not None and len(answer):
                 current = PollResult(answer.timestamps, answer.values)
                 if previous is not None:
