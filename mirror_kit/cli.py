@@ -20,6 +20,7 @@ from aiohttp import web
 from .conformance import command as check_command
 from .server import DEFAULT_API_KEY, DEFAULT_PORT, ServerSettings, create_app, workers
 from .service import Limits
+from .simulate import command as simulate_command
 from .sources import StoreConfig
 from .sources.stores import STORE_SETTINGS
 
@@ -118,6 +119,10 @@ def _parser() -> argparse.ArgumentParser:
         "check", help="check any mirror as StackState would (exit 0 when nothing FAILs)"
     )
     check_command.add_arguments(check)
+    simulate = commands.add_parser(
+        "simulate", help="poll any mirror as StackState does (exit 0 when all went well)"
+    )
+    simulate_command.add_arguments(simulate)
     return parser
 
 
@@ -194,6 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve(args)
     if args.command == "check":
         return check_command.run(args)
+    if args.command == "simulate":
+        return simulate_command.run(args)
     return 2  # pragma: no cover (argparse rejects unknown commands)
 
 
