@@ -316,9 +316,25 @@ def test_form_shows_stackstates_values(mirror: RunningMirror) -> None:
         "Mirror URL": mirror.url,
         "Api Key": mirror.api_key,
         "Connection details JSON": "{}",
+        # StackState 5.1's polling settings, with its defaults
+        "Max active live streams": "200",
+        "Max events per live-stream poll": "10000",
+        "Minimum live-stream polling interval (s)": "60",
+        "Propagate errors only after (min)": "",
+        "Request timeout UI (s)": "15",
+        "Stale after (min)": "10",
     }
     for value in form.values().values():
         assert f"<code>{html.escape(value)}</code>" in form.copy_widget.value
+    form.fill(**{"Stale after (min)": "5"})
+    assert form.values()["Stale after (min)"] == "5"
+    assert "<code>5</code>" in form.copy_widget.value
+    with pytest.raises(ValueError, match="no such field"):
+        form.fill(**{"Stale after": "5"})
+    # each setting says what it means for the mirror
+    shown = " ".join(str(getattr(w, "value", "")) for w in iter_widgets(form.widget))
+    assert "polled live at once" in shown and "gives up on an answer" in shown
+    assert "serves on port" in form.port_widget.value  # not 7007: the form says so
     form.set_where("docker")
     assert form.values()["Mirror URL"] == f"http://host.docker.internal:{mirror.port}"
 
@@ -381,6 +397,12 @@ def test_empty_or_malformed_url_is_explained(mirror: RunningMirror) -> None:
     assert form.test().reason.startswith("Mirror URL is empty")
     form.fill(url="localhost:7007")
     assert form.test().reason.startswith("Mirror URL must start with http://")
+
+
+def iter_widgets(widget: Any) -> Iterator[Any]:
+    yield widget
+    for child in getattr(widget, "children", ()):
+        yield from iter_widgets(child)
 
 
 # -- request inspector ---------------------------------------------------------------
@@ -452,7 +474,8 @@ SMOKE_CELLS = [
     "form = source_form(mirror)\nform",
     "print(form.test())",
     "inspector = request_inspector(mirror)\ninspector",
-    "%matplotlib inline\nstream_figure(client, start=T0, end=END, host='a-host', tz=timezone.utc)",
+    # no backend magic: the returned figure shows itself as a PNG under ipympl too
+    "stream_figure(client, start=T0, end=END, host='a-host', tz=timezone.utc)",
     "mirror.stop()",
 ]
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
@@ -490,7 +513,7 @@ def test_panels_render_in_a_real_kernel(tmp_path: Path, kernel_specs: KernelSpec
     assert nb.cells[2].outputs[0]["text"] == "refreshes 1 Canvas\n"
     assert nb.cells[5].outputs[0]["text"] == "OK\n"
     figure = nb.cells[7].outputs[0]["data"]
-    assert "image/png" in figure and figure["text/plain"].startswith("<Figure size")
+    assert "image/png" in figure and figure["text/plain"].startswith("<StreamFigure size")
 
 
 def test_stop_button_closes_panels_and_frees_the_port() -> None:

@@ -346,13 +346,20 @@ def code_cells(view: NotebookView) -> list[Locator]:
 
 
 def drawn_figures(view: NotebookView) -> list[float]:
-    """The ink fraction of every figure the notebook shows (each cell scrolled into view)."""
-    inks = []
+    """The ink fraction of every figure the notebook shows (0 for one with no size).
+
+    Each figure is scrolled into view first: JupyterLab lays out cells off screen
+    lazily, so an image there has no size yet.
+    """
     for cell in code_cells(view):
         cell.scroll_into_view_if_needed()
-        for figure in cell.locator(FIGURE).all():
-            if figure.is_visible():
-                inks.append(ink_fraction(settled_screenshot(figure)))
+    inks = []
+    for figure in view.panel.locator(FIGURE).all():
+        figure.scroll_into_view_if_needed()
+        deadline = time.monotonic() + 5.0
+        while not figure.is_visible() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        inks.append(ink_fraction(settled_screenshot(figure)) if figure.is_visible() else 0.0)
     return inks
 
 
