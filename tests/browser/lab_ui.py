@@ -276,9 +276,15 @@ class Controls:
         self.page = view.page
 
     def control(self, label: str) -> Locator:
-        """The control (slider, dropdown, text) whose description is exactly ``label``."""
+        """The control (slider, dropdown, text) whose description is exactly ``label``.
+
+        It is scrolled into view first: JupyterLab does not lay out cells off screen,
+        and a person looks at what they use.
+        """
         labelled = self.page.locator(".widget-label", has_text=_exact(label))
-        return self.view.panel.locator(".widget-inline-hbox").filter(has=labelled)
+        control = self.view.panel.locator(".widget-inline-hbox").filter(has=labelled)
+        control.scroll_into_view_if_needed()
+        return control
 
     def choose(self, label: str, option: str) -> None:
         """Pick ``option`` in the dropdown ``label`` (as a click on the list does)."""
@@ -296,7 +302,7 @@ class Controls:
         return " ".join(str(text).split())
 
     def readout(self, label: str) -> str:
-        return self.control(label).locator(".widget-readout").inner_text().strip()
+        return (self.control(label).locator(".widget-readout").text_content() or "").strip()
 
     def typed(self, label: str) -> str:
         return self.control(label).locator("input, textarea").first.input_value()
@@ -324,7 +330,11 @@ class Controls:
         self.page.mouse.up()
 
     def button(self, text: str) -> Locator:
-        return self.view.panel.locator("button", has_text=_exact(text))
+        return self.view.panel.locator(self.button_near(text))
+
+    def button_near(self, text: str) -> Locator:
+        """A relative locator (for ``has=``): a button labelled ``text``."""
+        return self.page.locator("button", has_text=_exact(text))
 
     def wait_for(self, condition: Any, what: str, timeout_s: float = 15.0) -> None:
         """Poll (bounded) until ``condition()`` is true; fail saying ``what`` did not happen."""

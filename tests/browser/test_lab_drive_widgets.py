@@ -140,7 +140,7 @@ def test_configure_stackstate_driven_by_mouse_and_keyboard(page: Any, lab: LabSe
     ui.button("in Docker on this laptop").click()
     docker = f"http://host.docker.internal:{port}"
     ui.wait_for(lambda: ui.typed("Mirror URL") == docker, "the Mirror URL is Docker's")
-    result = view.panel.locator(".widget-hbox").filter(has=ui.button("Test Connection"))
+    result = view.panel.locator(".widget-hbox").filter(has=ui.button_near("Test Connection"))
 
     def press_test_connection(expected: str) -> None:
         ui.button("Test Connection").click()
