@@ -15,6 +15,7 @@ from datetime import timezone
 from pathlib import Path
 from typing import Any
 
+import ipywidgets as widgets
 import nbformat
 import numpy as np
 import pytest
@@ -143,6 +144,74 @@ def test_series_dropdowns_list_what_the_mirror_answers(
     panel.controls["baseline"].value = 1000.0
     after = raw_values(client, host="a-host", metric="mem.used")
     assert np.mean(before - after) == pytest.approx(1048, abs=1e-6)
+
+
+def snapped(control: Any) -> Any:
+    """What a browser slider sends back: its value snapped to ``min + k * step``."""
+    if not isinstance(control, widgets.FloatSlider):
+        return control.value
+    return control.min + round((control.value - control.min) / control.step) * control.step
+
+
+def test_selecting_series_changes_none_even_with_the_browsers_echoes(
+    panel: ShapingPanel, client: MirrorClient
+) -> None:
+    """Every series shown in turn, each control's value echoed as a browser slider would."""
+    series = [(s.labels["host"], s.labels["metric"]) for s in panel.source.catalog.series]
+    before = {key: raw_values(client, host=key[0], metric=key[1]) for key in series}
+    for host, metric in series:
+        panel.label_widgets["host"].value = host
+        panel.label_widgets["metric"].value = metric
+        assert panel.match == {"host": host, "metric": metric}
+        shape = panel.shape
+        for name, control in panel.controls.items():
+            shown = getattr(shape, name)
+            assert control.value == (shown.value if name == "wave" else shown), (host, name)
+            control.value = snapped(control)  # the echo: nothing to apply
+    for key, values in before.items():
+        np.testing.assert_array_equal(raw_values(client, host=key[0], metric=key[1]), values)
+
+
+def test_a_slider_echo_within_half_a_step_is_not_a_change(panel: ShapingPanel) -> None:
+    slider = panel.controls["amplitude"]
+    slider.value = panel.shape.amplitude + slider.step / 3
+    assert panel.shape.amplitude == 15.0
+    slider.value = 15.0 + slider.step  # one step: a move the learner made
+    assert panel.shape.amplitude == 15.0 + slider.step
+
+
+def test_controls_belong_to_their_series(panel: ShapingPanel) -> None:
+    """A control of a series no longer shown is closed and can change nothing."""
+    old = panel.controls["amplitude"]
+    panel.select(host="b-host", metric="cpu.user")
+    assert old.comm is None  # closed: the browser removed it
+    old.value = 99.0
+    assert panel.source.shape(A_CPU).amplitude == 15.0
+    assert panel.shape.amplitude == 15.0 and panel.controls["amplitude"] is not old
+
+
+def test_values_set_by_code_are_shown_exactly(panel: ShapingPanel) -> None:
+    assert panel.apply(amplitude=12.345, period_ms=7 * 60_000, spike_rate=0.0005)
+    amplitude = panel.controls["amplitude"]
+    assert amplitude.value == 12.345 and snapped(amplitude) == pytest.approx(12.345)
+    assert panel.controls["period_ms"].value == 420_000
+    assert ("7 min", 420_000) in panel.controls["period_ms"].options
+    assert snapped(panel.controls["spike_rate"]) == pytest.approx(0.0005)
+    assert panel.shape.amplitude == 12.345
+
+
+def test_reset_gives_the_series_their_start_back(panel: ShapingPanel, client: MirrorClient) -> None:
+    start = raw_values(client, **A_CPU)
+    panel.apply(amplitude=40.0, noise=0.0)
+    panel.select(host="c-host", metric="mem.used")
+    panel.apply(baseline=100.0)
+    panel.apply(noise=-1.0)
+    assert panel.message.startswith("Not applied")
+    panel.reset()
+    np.testing.assert_array_equal(raw_values(client, **A_CPU), start)
+    assert panel.source.shape({"host": "c-host", "metric": "mem.used"}).baseline == 2048
+    assert panel.message == "" and panel.controls["baseline"].value == 2048
+    assert panel.match == {"host": "c-host", "metric": "mem.used"}
 
 
 def test_invalid_values_show_a_message_and_change_nothing(

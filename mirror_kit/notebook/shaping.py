@@ -113,6 +113,29 @@ def _scale(shape: SeriesShape) -> float:
 
 
 STYLE = {"description_width": "110px"}
+#: The finest slider step offered; values finer than it are shown rounded.
+FINEST_STEP = 1e-6
+
+
+def on_grid(value: float, step: float) -> bool:
+    """Whether ``value`` is a whole number of ``step``s (what a browser slider can hold)."""
+    steps = value / step
+    return abs(steps - round(steps)) < 1e-6
+
+
+def fitting_step(coarsest: float, values: Sequence[float]) -> float:
+    """The coarsest step (``coarsest``, then powers of ten) that fits every value.
+
+    A browser slider snaps its value to ``min + k * step`` and sends the snapped value
+    back: with a step that every value is a whole number of (and a min that is too)
+    there is nothing to snap, so showing a series never rounds its parameters.
+    """
+    top = math.floor(math.log10(coarsest))
+    finest = round(math.log10(FINEST_STEP))
+    for step in (coarsest, *(10.0**j for j in range(top, finest - 1, -1))):
+        if all(on_grid(v, step) for v in values):
+            return step
+    return FINEST_STEP
 
 
 def _slider(name: str, shape: SeriesShape, low: float, high: float, **options: Any) -> Any:
@@ -129,7 +152,8 @@ def make_controls(shape: SeriesShape, layout: widgets.Layout) -> dict[str, Any]:
     the series changes, so the browser never holds a half-updated control.
     """
     scale = _scale(shape)
-    step = scale / 200
+    slid = ("baseline", "amplitude", "noise", "trend_per_day", "spike_height")
+    step = fitting_step(scale / 200, [getattr(shape, name) for name in slid])
     controls: dict[str, Any] = {
         "wave": widgets.Dropdown(
             options=[w.value for w in Wave], value=shape.wave.value, description="wave"
@@ -154,7 +178,7 @@ def make_controls(shape: SeriesShape, layout: widgets.Layout) -> dict[str, Any]:
             shape,
             0.0,
             0.2,
-            step=0.001,
+            step=fitting_step(0.001, [shape.spike_rate]),
             readout_format=".3f",
             description="spike rate",
         ),
@@ -185,6 +209,7 @@ def show_value(control: Any, value: Any, presets: Sequence[int] | None = None) -
     """Show a value set by code in its control (bounds or options widened to hold it)."""
     with control.hold_sync():
         if isinstance(control, widgets.FloatSlider):
+            control.step = fitting_step(control.step, [value, control.min])
             control.min, control.max = min(control.min, value), max(control.max, value)
         elif presets is not None and value not in {v for _, v in control.options}:
             replace_options(control, _choices([v for _, v in control.options], value), value)
@@ -425,8 +450,19 @@ class ShapingPanel(Panel):
             return
         if name == "wave":
             value = Wave(value)
-        if getattr(self.shape, name) != value:  # an echo of what the series has: nothing
+        if not self._same(self.controls[name], getattr(self.shape, name), value):
             self.apply(**{name: value})
+
+    @staticmethod
+    def _same(control: Any, held: Any, shown: Any) -> bool:
+        """Whether a control's value is what the series holds: then it is only an echo.
+
+        A slider cannot be moved by less than a step; less than half a step off is a
+        browser rounding what the kernel showed, never a change asked for.
+        """
+        if isinstance(control, widgets.FloatSlider):
+            return abs(float(shown) - float(held)) <= control.step / 2
+        return bool(held == shown)
 
     @staticmethod
     def _close_controls(controls: Mapping[str, Any]) -> None:

@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Locator, Page
 
 from .images import changed_pixels, ink_fraction
@@ -339,11 +340,15 @@ class Controls:
     def wait_for(self, condition: Any, what: str, timeout_s: float = 15.0) -> None:
         """Poll (bounded) until ``condition()`` is true; fail saying ``what`` did not happen."""
         deadline = time.monotonic() + timeout_s
+        last: Exception | None = None
         while time.monotonic() < deadline:
-            if condition():
-                return
+            try:
+                if condition():
+                    return
+            except PlaywrightError as error:  # e.g. a control replaced while it was read
+                last = error
             time.sleep(0.1)
-        raise AssertionError(f"not within {timeout_s} s: {what}")
+        raise AssertionError(f"not within {timeout_s} s: {what} (last error: {last})")
 
     def settle(self, quiet_s: float = 1.0) -> None:
         """Let echoes and debounced redraws arrive, then wait for an idle kernel."""
