@@ -21,9 +21,11 @@ import pytest
 
 from mirror_kit.sources import Wave
 
+from .images import save_png
 from .lab_server import LabServer
 from .lab_ui import Controls, NotebookView, error_lines
 from .mirror_http import changed, default_shape, mirror_url, reference_values, snapshot
+from .screenshots import targets
 
 pytestmark = pytest.mark.browser
 
@@ -178,3 +180,7 @@ def test_configure_stackstate_driven_by_mouse_and_keyboard(page: Any, lab: LabSe
     assert changed(start, snapshot(url)) == set()  # configuring reads; it changes no data
     assert view.errors() == [] and error_lines(view) == []
     assert view.log_messages() == []
+
+    view.hide_left_sidebar()
+    ui.control("Name").scroll_into_view_if_needed()
+    save_png(view.screenshot(), *targets("04-configure-stackstate.png"))
