@@ -186,11 +186,11 @@ def settled_screenshot(
     a stale or empty plot; an unchanged image for longer than the debounce is not.
     """
     deadline = time.monotonic() + timeout_s
-    last = element.screenshot()
+    last = _screenshot(element, deadline)
     stable_since = time.monotonic()
     while time.monotonic() < deadline:
         time.sleep(interval_s)
-        current = element.screenshot()
+        current = _screenshot(element, deadline)
         if changed_pixels(last, current):
             last, stable_since = current, time.monotonic()
         elif time.monotonic() - stable_since >= settle_s:
@@ -208,10 +208,24 @@ def changed_screenshot(
     """
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if changed_pixels(before, element.screenshot()):
+        if changed_pixels(before, _screenshot(element, deadline)):
             return settled_screenshot(element)
         time.sleep(interval_s)
-    return element.screenshot()
+    return _screenshot(element, deadline)
+
+
+def _screenshot(element: Locator, deadline: float) -> bytes:
+    """A capture of ``element``, retried (bounded) while a redraw leaves it without a size.
+
+    An Output widget's image is replaced on each redraw: for a moment it has 0 height.
+    """
+    while True:
+        try:
+            return element.screenshot()
+        except PlaywrightError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.1)
 
 
 # -- what a person sees: figures, boxes, labels, controls ---------------------------------
