@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import functools
 import io
 import json
 import os
@@ -33,12 +34,14 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import loadgen
 import rotation
 import servers
+from bench_mirror import children_cpu_seconds, cpu_seconds, machine_busy_seconds
 from bench_workers import aggregated_load
 
 API_KEY = "api_key"
@@ -75,8 +78,10 @@ listen stats
 LOADS = {"four-method rotation": rotation.run_rotation, "30-day P99 aggregated": aggregated_load}
 
 
-def start_haproxy(a: int, b: int, stack: contextlib.ExitStack) -> dict[str, str]:
-    """haproxy in the foreground; the URLs of its frontends and its stats page."""
+def start_haproxy(
+    a: int, b: int, stack: contextlib.ExitStack
+) -> tuple[servers.Server, dict[str, str]]:
+    """haproxy in the foreground, and the URLs of its frontends and its stats page."""
     if shutil.which("haproxy") is None:
         raise SystemExit("haproxy not found: apt-get install -y haproxy")
     ports = {name: servers.free_port() for name in ("one", "two", "stats")}
@@ -84,8 +89,8 @@ def start_haproxy(a: int, b: int, stack: contextlib.ExitStack) -> dict[str, str]
     config = config / "haproxy.cfg"
     config.write_text(HAPROXY_CONFIG.format(host=servers.HOST, a=a, b=b, **ports))
     command = ["haproxy", "-db", "-f", str(config)]
-    servers.start("haproxy", command, ports["one"], stack)  # waits until it accepts
-    return {name: f"http://{servers.HOST}:{port}" for name, port in ports.items()}
+    haproxy = servers.start("haproxy", command, ports["one"], stack)  # waits until it accepts
+    return haproxy, {name: f"http://{servers.HOST}:{port}" for name, port in ports.items()}
 
 
 def wait_healthy(stats_url: str, timeout_s: float = 20.0) -> None:
@@ -129,34 +134,55 @@ def identical_answers(direct: str, balanced: str) -> set[str]:
     return replicas
 
 
+Run = tuple[loadgen.LoadResult, float]  # and the cores other programs used meanwhile
+
+
+def measured(load: Callable[[], loadgen.LoadResult], pids: list[int]) -> Run:
+    """``load()``, and how many cores programs other than ours used while it ran."""
+    ours = sum(cpu_seconds(pid) for pid in pids) + children_cpu_seconds()
+    busy, start = machine_busy_seconds(), time.monotonic()
+    result = load()
+    wall = time.monotonic() - start
+    ours = sum(cpu_seconds(pid) for pid in pids) + children_cpu_seconds() - ours
+    return result, max(0.0, machine_busy_seconds() - busy - ours) / wall
+
+
 def measure(
-    targets: dict[str, str], seconds: int, rounds: int, connections: int
-) -> dict[str, dict[str, list[loadgen.LoadResult]]]:
+    targets: dict[str, str], pids: list[int], seconds: int, rounds: int, connections: int
+) -> dict[str, dict[str, list[Run]]]:
     """Every round per (load, target); the targets take turns within each round."""
-    runs: dict[str, dict[str, list[loadgen.LoadResult]]] = {}
+    runs: dict[str, dict[str, list[Run]]] = {}
     for title, load in LOADS.items():
         runs[title] = {name: [] for name in targets}
         for url in targets.values():
             load(url, connections, WARMUP_S)
         for _ in range(rounds):
             for name, url in targets.items():
-                runs[title][name].append(load(url, connections, seconds))
+                run = measured(functools.partial(load, url, connections, seconds), pids)
+                runs[title][name].append(run)
     return runs
 
 
-def report(runs: dict[str, dict[str, list[loadgen.LoadResult]]]) -> None:
-    """The best round of each, and the errors of all rounds."""
+def report(runs: dict[str, dict[str, list[Run]]]) -> None:
+    """The best round of each, the errors of all rounds, other programs' CPU."""
     for title, results in runs.items():
-        best = {name: max(rs, key=lambda r: r.requests_per_s) for name, rs in results.items()}
-        base = best["1 replica via haproxy"].requests_per_s
+        best = {n: max(rs, key=lambda r: r[0].requests_per_s) for n, rs in results.items()}
+        base = best["1 replica via haproxy"][0].requests_per_s
         print(f"\n{title} (best of {len(next(iter(results.values())))} rounds)")
-        print(f"{'address':<24} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'vs 1':>6}")
-        for name, r in best.items():
-            errors = sum(x.errors for x in results[name])
+        print(
+            f"{'address':<24} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} "
+            f"{'vs 1':>6} {'other CPU':>9}"
+        )
+        for name, (r, other) in best.items():
+            errors = sum(x.errors for x, _ in results[name])
             print(
                 f"{name:<24} {r.requests_per_s:8.0f} {r.p50_ms:8.2f} {r.p99_ms:8.2f} "
-                f"{errors:7d} {r.requests_per_s / base:6.2f}"
+                f"{errors:7d} {r.requests_per_s / base:6.2f} {other:9.2f}"
             )
+    print(
+        "other CPU: cores used by programs other than the replicas, haproxy and wrk "
+        "during that round; above ~0.2 the figures understate what this machine does"
+    )
 
 
 def _arguments() -> argparse.Namespace:
@@ -176,7 +202,7 @@ def main() -> int:
             port = servers.free_port()
             command = servers.server_commands(port, baseline_points=0)["mirror"]
             replicas[name] = servers.start(f"replica-{name}", command, port, stack)
-        urls = start_haproxy(replicas["a"].port, replicas["b"].port, stack)
+        haproxy, urls = start_haproxy(replicas["a"].port, replicas["b"].port, stack)
         wait_healthy(urls["stats"])
         answered = identical_answers(replicas["a"].url, urls["two"])
         print(
@@ -190,7 +216,8 @@ def main() -> int:
             "1 replica via haproxy": urls["one"],
             "2 replicas via haproxy": urls["two"],
         }
-        runs = measure(targets, args.seconds, args.rounds, args.connections)
+        pids = [r.pid for r in replicas.values()] + [haproxy.pid]
+        runs = measure(targets, pids, args.seconds, args.rounds, args.connections)
         report(runs)
         stats = haproxy_stats(urls["stats"])
         served = {s: int(stats[("two", s)]["stot"]) for s in ("a", "b")}
@@ -198,7 +225,9 @@ def main() -> int:
         print(f"\nhaproxy 'two': requests per replica {served}, 5xx answers {errors_5xx}")
         identical_answers(replicas["a"].url, urls["two"])
         print("identical answers after the load: yes")
-    wrk_errors = sum(r.errors for results in runs.values() for rs in results.values() for r in rs)
+    wrk_errors = sum(
+        r.errors for results in runs.values() for rs in results.values() for r, _ in rs
+    )
     ok = wrk_errors == 0 and errors_5xx == 0 and min(served.values()) > 0
     print(
         f"load average: {', '.join(f'{x:.1f}' for x in os.getloadavg())}; "
