@@ -75,7 +75,10 @@ def render(directory: Path) -> list[dict[str, Any]]:
 
 
 def _set_image(obj: dict[str, Any], image: dict[str, str]) -> None:
-    for container in _pod_spec(obj).get("containers", []) if obj["kind"] == "Deployment" else []:
+    """kustomize's ``images`` transformer: a new name and tag for matching containers."""
+    if obj["kind"] != "Deployment":
+        return
+    for container in _pod_spec(obj)["containers"]:
         name, _, tag = container["image"].partition(":")
         if name == image["name"]:
             container["image"] = f"{image.get('newName', name)}:{image.get('newTag', tag)}"
