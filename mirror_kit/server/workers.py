@@ -13,9 +13,11 @@ Two ways in (``pip install 'mirror-kit[deploy]'``; Linux and macOS, not Windows)
 
 * ``run(settings, host=..., port=..., workers=N)`` -- what ``python -m mirror_kit
   serve --workers N`` calls;
-* gunicorn's own command line, configured from ``MIRROR_KIT_*`` variables::
+* gunicorn's own command line, configured from ``MIRROR_KIT_*`` variables (the
+  server's in ``ENVIRONMENT``, the stores' in ``STORE_ENVIRONMENT``)::
 
-      MIRROR_KIT_API_KEY=s3cret gunicorn 'mirror_kit.server.workers:app_factory' \\
+      MIRROR_KIT_API_KEY=s3cret MIRROR_KIT_STORES=/etc/mirror/stores.toml \\
+          gunicorn 'mirror_kit.server.workers:app_factory' \\
           --worker-class aiohttp.GunicornWebWorker --workers 4 --bind 0.0.0.0:7007
 """
 
@@ -28,7 +30,8 @@ from typing import Any
 from aiohttp import web
 
 from ..service import Limits
-from ..sources import TelemetrySource
+from ..sources import StoreConfig, TelemetrySource
+from ..sources.stores import STORE_SETTINGS
 from .app import ServerSettings, create_app
 
 WORKER_CLASS = "aiohttp.GunicornWebWorker"
@@ -47,6 +50,8 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "MIRROR_KIT_MAX_ANSWER_POINTS": ("max_answer_points", int),
 }
 _LIMIT_FIELDS = ("max_points", "max_answer_points")
+#: Environment variable -> store setting (the same table as ``serve``'s store flags).
+STORE_ENVIRONMENT: dict[str, str] = {s.env: s.dest for s in STORE_SETTINGS}
 
 
 def settings_from_env(environ: Mapping[str, str] | None = None) -> ServerSettings:
@@ -69,8 +74,9 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> ServerSetting
 
 
 async def app_factory() -> web.Application:
-    """For gunicorn's command line: the synthetic mirror, configured from the environment."""
-    return create_app(None, settings_from_env())
+    """For gunicorn's command line: the mirror and its stores, configured from the
+    environment (only the synthetic store when no store variable is set)."""
+    return create_app(StoreConfig.from_env().build(), settings_from_env())
 
 
 def bind_address(host: str, port: int) -> str:
