@@ -429,3 +429,9 @@ def test_entrypoint_serves_as_configured(unused_tcp_port: int) -> None:
         _, stderr = process.communicate(timeout=10)
     assert process.returncode == 0
     assert "MIRROR_KIT_PROT is no `serve` flag" in stderr
+
+
+def test_the_configmap_limits_are_the_kits_defaults(base: list[dict[str, Any]]) -> None:
+    """The ConfigMap says so: a default changed in the kit must be changed there too."""
+    settings = workers.settings_from_env(one(base, "ConfigMap")["data"])
+    assert settings == ServerSettings()
