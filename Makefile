@@ -13,8 +13,15 @@ $(BIN)/.installed: pyproject.toml
 
 setup: $(BIN)/.installed
 
+# JupyterLab on 127.0.0.1 only; it prints the URL with its token. As root (containers,
+# CI, hosted notebooks) jupyter refuses to start without --allow-root; as a user it is
+# not passed. LAB_ARGS adds options, e.g. `make lab LAB_ARGS=--no-browser`.
+LAB_HOST ?= 127.0.0.1
+LAB_ARGS ?=
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
+
 lab: setup
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab --ServerApp.ip=$(LAB_HOST) $(ALLOW_ROOT) $(LAB_ARGS) notebooks/
 
 serve: setup
 	$(BIN)/python -m mirror_kit serve

@@ -77,7 +77,7 @@ def test_labels_title_and_legend_say_what_is_drawn(client: MirrorClient) -> None
         client, start=T0, end=T0 + HOUR, methods=("MEAN",), bucket_ms=BUCKET, tz=UTC, **STREAM
     )
     assert plot.ax.get_xlabel() == "time (UTC)"
-    assert plot.ax.get_ylabel() == "cpu.user"
+    assert plot.ax.get_ylabel() == "cpu.user (%)"
     assert plot.ax.get_title() == "host=a-host AND metric=cpu.user"
     legend = plot.ax.get_legend()
     assert legend is not None
@@ -123,7 +123,7 @@ def test_a_single_metric_series_can_be_plotted(client: MirrorClient) -> None:
     plot = plot_stream(series, tz=UTC)
     assert plot.raw_line is None
     np.testing.assert_array_equal(plot.aggregated_lines["SUM"].get_ydata()[0::2], series.values)
-    assert plot.ax.get_ylabel() == "mem.used"
+    assert plot.ax.get_ylabel() == "mem.used (MiB)"
 
 
 def test_stream_figure_is_a_static_figure_outside_pyplot(client: MirrorClient) -> None:
@@ -132,6 +132,37 @@ def test_stream_figure_is_a_static_figure_outside_pyplot(client: MirrorClient) -
     assert isinstance(figure, Figure)
     assert plt.get_fignums() == open_before  # nothing for the inline backend to show twice
     assert len(figure.axes) == 1 and len(figure.axes[0].get_lines()) == 2
+
+
+def test_stream_figure_shows_itself_as_a_png(client: MirrorClient) -> None:
+    """Without a backend's PNG formatter (a fresh kernel), a cell shows ``_repr_png_``."""
+    from IPython.core.formatters import PNGFormatter
+
+    figure = stream_figure(client, start=T0, end=T0 + HOUR, tz=UTC, **STREAM)
+    png = PNGFormatter()(figure)  # what IPython puts in the cell's output as image/png
+    assert isinstance(png, bytes) and png.startswith(b"\x89PNG")
+    width, height = (int.from_bytes(png[i : i + 4], "big") for i in (16, 20))
+    assert (width, height) == (800, 300)  # 8 x 3 inches at 100 dpi
+
+
+def test_y_axis_names_the_unit(client: MirrorClient) -> None:
+    cpu = plot_stream(client, start=T0, end=T0 + HOUR, methods=(), tz=UTC, **STREAM)
+    assert cpu.ax.get_ylabel() == "cpu.user (%)"
+    mem = plot_stream(
+        client, start=T0, end=T0 + HOUR, methods=(), tz=UTC, host="a-host", metric="mem.used"
+    )
+    assert mem.ax.get_ylabel() == "mem.used (MiB)"
+    own = plot_stream(
+        client,
+        start=T0,
+        end=T0 + HOUR,
+        methods=(),
+        tz=UTC,
+        unit="°C",
+        host="a-host",
+        metric="mem.used",
+    )
+    assert own.ax.get_ylabel() == "mem.used (°C)"
 
 
 def test_live_plot_without_ipympl_renders_a_png_per_update(client: MirrorClient) -> None:

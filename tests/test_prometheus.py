@@ -6,6 +6,7 @@ import socket
 from collections.abc import AsyncIterator, Iterator, Mapping
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 from prometheus_fixture import (
@@ -40,6 +41,7 @@ from mirror_kit.service import Limits, answer
 from mirror_kit.sources import PointWindow, SyntheticSource
 from mirror_kit.sources.prometheus import PrometheusConfig, PrometheusSource
 from mirror_kit.sources.routing import RoutingSource
+from mirror_kit.sources.stores import StoreConfig
 
 END_MS = BASE_MS + SAMPLES * STEP_MS
 TEMPERATURE = {"__name__": "node_temperature_celsius"}
@@ -574,3 +576,49 @@ def test_plans_take_no_metric_name_from_metric_field_and_apply_the_counter_funct
     assert promql.plan(counter, 60_000).expression == 'rate({__name__="c_total"}[60000ms])'
     increase = promql.plan(counter, 60_000, "increase").expression
     assert increase == 'increase({__name__="c_total"}[60000ms])'
+
+
+def query_range_calls(prometheus: PrometheusServer) -> float:
+    """How many query_range requests Prometheus has answered: its own /metrics."""
+    text = httpx.get(f"{prometheus.url}/metrics").text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("prometheus_http_requests_total{")
+        and 'handler="/api/v1/query_range"' in line
+    )
+
+
+def test_the_poll_cache_answers_sliding_polls_as_prometheus_does_with_fewer_queries(
+    prometheus: PrometheusServer,
+) -> None:
+    """Ten one-minute polls of an hour, as StackState polls a live stream, twice over
+    (a second stream on the same series): the same answers with and without the cache,
+    and the cached mirror asks Prometheus once per new minute at most."""
+    declared = {"url": prometheus.url, "step": "10s"}
+    answers: dict[int, list[Any]] = {}
+    calls: dict[int, float] = {}
+    for budget in (0, 1 << 20):
+        config = StoreConfig.from_mapping(
+            {"default": "p", "stores": {"p": {"kind": "prometheus", **declared,
+                                              "pollCacheBytes": budget}}}
+        )  # fmt: skip
+        before = query_range_calls(prometheus)
+        with start_mirror(config.build(), port=0) as mirror, MirrorClient(mirror.url) as client:
+            got = []
+            for stream in range(2):
+                for poll in range(10):
+                    end = BASE_MS + HOUR_MS + poll * 60_000 + stream * 7_000
+                    for method in ("MEAN", "MAX", "EVENT_COUNT"):
+                        series = client.metrics(
+                            **TEMPERATURE, host="a-host", method=method, bucket_ms=60_000,
+                            start=end - HOUR_MS, end=end,
+                        )  # fmt: skip
+                        got.append((series.timestamps.tolist(), series.values.tolist()))
+        calls[budget] = query_range_calls(prometheus) - before
+        answers[budget] = got
+    assert answers[1 << 20] == answers[0]
+    assert calls[0] == 2 * 10 * 3
+    # one fetch of the first window, then nothing: data three days old is settled, and
+    # every later window is whole minutes inside what was fetched or one minute more
+    assert calls[1 << 20] <= 10, calls

@@ -15,6 +15,7 @@ from datetime import timezone
 from pathlib import Path
 from typing import Any
 
+import ipywidgets as widgets
 import nbformat
 import numpy as np
 import pytest
@@ -143,6 +144,74 @@ def test_series_dropdowns_list_what_the_mirror_answers(
     panel.controls["baseline"].value = 1000.0
     after = raw_values(client, host="a-host", metric="mem.used")
     assert np.mean(before - after) == pytest.approx(1048, abs=1e-6)
+
+
+def snapped(control: Any) -> Any:
+    """What a browser slider sends back: its value snapped to ``min + k * step``."""
+    if not isinstance(control, widgets.FloatSlider):
+        return control.value
+    return control.min + round((control.value - control.min) / control.step) * control.step
+
+
+def test_selecting_series_changes_none_even_with_the_browsers_echoes(
+    panel: ShapingPanel, client: MirrorClient
+) -> None:
+    """Every series shown in turn, each control's value echoed as a browser slider would."""
+    series = [(s.labels["host"], s.labels["metric"]) for s in panel.source.catalog.series]
+    before = {key: raw_values(client, host=key[0], metric=key[1]) for key in series}
+    for host, metric in series:
+        panel.label_widgets["host"].value = host
+        panel.label_widgets["metric"].value = metric
+        assert panel.match == {"host": host, "metric": metric}
+        shape = panel.shape
+        for name, control in panel.controls.items():
+            shown = getattr(shape, name)
+            assert control.value == (shown.value if name == "wave" else shown), (host, name)
+            control.value = snapped(control)  # the echo: nothing to apply
+    for key, values in before.items():
+        np.testing.assert_array_equal(raw_values(client, host=key[0], metric=key[1]), values)
+
+
+def test_a_slider_echo_within_half_a_step_is_not_a_change(panel: ShapingPanel) -> None:
+    slider = panel.controls["amplitude"]
+    slider.value = panel.shape.amplitude + slider.step / 3
+    assert panel.shape.amplitude == 15.0
+    slider.value = 15.0 + slider.step  # one step: a move the learner made
+    assert panel.shape.amplitude == 15.0 + slider.step
+
+
+def test_controls_belong_to_their_series(panel: ShapingPanel) -> None:
+    """A control of a series no longer shown is closed and can change nothing."""
+    old = panel.controls["amplitude"]
+    panel.select(host="b-host", metric="cpu.user")
+    assert old.comm is None  # closed: the browser removed it
+    old.value = 99.0
+    assert panel.source.shape(A_CPU).amplitude == 15.0
+    assert panel.shape.amplitude == 15.0 and panel.controls["amplitude"] is not old
+
+
+def test_values_set_by_code_are_shown_exactly(panel: ShapingPanel) -> None:
+    assert panel.apply(amplitude=12.345, period_ms=7 * 60_000, spike_rate=0.0005)
+    amplitude = panel.controls["amplitude"]
+    assert amplitude.value == 12.345 and snapped(amplitude) == pytest.approx(12.345)
+    assert panel.controls["period_ms"].value == 420_000
+    assert ("7 min", 420_000) in panel.controls["period_ms"].options
+    assert snapped(panel.controls["spike_rate"]) == pytest.approx(0.0005)
+    assert panel.shape.amplitude == 12.345
+
+
+def test_reset_gives_the_series_their_start_back(panel: ShapingPanel, client: MirrorClient) -> None:
+    start = raw_values(client, **A_CPU)
+    panel.apply(amplitude=40.0, noise=0.0)
+    panel.select(host="c-host", metric="mem.used")
+    panel.apply(baseline=100.0)
+    panel.apply(noise=-1.0)
+    assert panel.message.startswith("Not applied")
+    panel.reset()
+    np.testing.assert_array_equal(raw_values(client, **A_CPU), start)
+    assert panel.source.shape({"host": "c-host", "metric": "mem.used"}).baseline == 2048
+    assert panel.message == "" and panel.controls["baseline"].value == 2048
+    assert panel.match == {"host": "c-host", "metric": "mem.used"}
 
 
 def test_invalid_values_show_a_message_and_change_nothing(
@@ -316,9 +385,25 @@ def test_form_shows_stackstates_values(mirror: RunningMirror) -> None:
         "Mirror URL": mirror.url,
         "Api Key": mirror.api_key,
         "Connection details JSON": "{}",
+        # StackState 5.1's polling settings, with its defaults
+        "Max active live streams": "200",
+        "Max events per live-stream poll": "10000",
+        "Minimum live-stream polling interval (s)": "60",
+        "Propagate errors only after (min)": "",
+        "Request timeout UI (s)": "15",
+        "Stale after (min)": "10",
     }
     for value in form.values().values():
         assert f"<code>{html.escape(value)}</code>" in form.copy_widget.value
+    form.fill(**{"Stale after (min)": "5"})
+    assert form.values()["Stale after (min)"] == "5"
+    assert "<code>5</code>" in form.copy_widget.value
+    with pytest.raises(ValueError, match="no such field"):
+        form.fill(**{"Stale after": "5"})
+    # each setting says what it means for the mirror
+    shown = " ".join(str(getattr(w, "value", "")) for w in iter_widgets(form.widget))
+    assert "polled live at once" in shown and "gives up on an answer" in shown
+    assert "serves on port" in form.port_widget.value  # not 7007: the form says so
     form.set_where("docker")
     assert form.values()["Mirror URL"] == f"http://host.docker.internal:{mirror.port}"
 
@@ -381,6 +466,12 @@ def test_empty_or_malformed_url_is_explained(mirror: RunningMirror) -> None:
     assert form.test().reason.startswith("Mirror URL is empty")
     form.fill(url="localhost:7007")
     assert form.test().reason.startswith("Mirror URL must start with http://")
+
+
+def iter_widgets(widget: Any) -> Iterator[Any]:
+    yield widget
+    for child in getattr(widget, "children", ()):
+        yield from iter_widgets(child)
 
 
 # -- request inspector ---------------------------------------------------------------
@@ -452,7 +543,8 @@ SMOKE_CELLS = [
     "form = source_form(mirror)\nform",
     "print(form.test())",
     "inspector = request_inspector(mirror)\ninspector",
-    "%matplotlib inline\nstream_figure(client, start=T0, end=END, host='a-host', tz=timezone.utc)",
+    # no backend magic: the returned figure shows itself as a PNG under ipympl too
+    "stream_figure(client, start=T0, end=END, host='a-host', tz=timezone.utc)",
     "mirror.stop()",
 ]
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
@@ -490,7 +582,7 @@ def test_panels_render_in_a_real_kernel(tmp_path: Path, kernel_specs: KernelSpec
     assert nb.cells[2].outputs[0]["text"] == "refreshes 1 Canvas\n"
     assert nb.cells[5].outputs[0]["text"] == "OK\n"
     figure = nb.cells[7].outputs[0]["data"]
-    assert "image/png" in figure and figure["text/plain"].startswith("<Figure size")
+    assert "image/png" in figure and figure["text/plain"].startswith("<StreamFigure size")
 
 
 def test_stop_button_closes_panels_and_frees_the_port() -> None:

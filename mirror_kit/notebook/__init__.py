@@ -14,7 +14,8 @@ backend, panels redraw a PNG image instead. Usage::
     mirror = start_mirror(port=0)
     client = MirrorClient(mirror.url, api_key=mirror.api_key)
 
-    # a static figure (inline output): raw points + MEAN and MAX per 10 min
+    # a static figure, shown as a PNG in any kernel (no backend magic needed):
+    # raw points + MEAN and MAX per 10 min
     stream_figure(client, host="a-host", metric="cpu.user",
                   methods=("MEAN", "MAX"), bucket_ms=600_000)
 
@@ -28,10 +29,13 @@ Plots (``mirror_kit.notebook.plots``):
 
 * ``fetch_stream(client, *, start=None, end=None, methods=("MEAN",), bucket_ms=600_000,
   raw=True, conditions=None, **condition_keywords) -> StreamData``
-* ``plot_stream(source, *, ax=None, tz=None, title=None, figsize=(8, 3), **query)
-  -> StreamPlot`` -- ``source`` is a MirrorClient (``query`` = fetch_stream's
-  arguments), a StreamData, or one MetricSeries.
-* ``stream_figure(source, *, tz=None, title=None, figsize=(8, 3), **query) -> Figure``
+* ``plot_stream(source, *, ax=None, tz=None, title=None, unit=None, figsize=(8, 3),
+  **query) -> StreamPlot`` -- ``source`` is a MirrorClient (``query`` = fetch_stream's
+  arguments), a StreamData, or one MetricSeries. The y axis names the metric and its
+  unit (``UNITS`` knows the kit's own metrics; pass ``unit=`` for yours).
+* ``stream_figure(source, *, tz=None, title=None, unit=None, figsize=(8, 3), **query)
+  -> StreamFigure``: a Figure with ``_repr_png_``, so a cell returning it shows the
+  plot in JupyterLab, under nbclient/nbval and in the stored notebook.
 * ``StreamPlot(ax, *, tz=None, title=None)``: ``.draw(data)`` updates the same line
   artists (``.raw_line``, ``.aggregated_lines[method]``) and calls ``draw_idle``.
 * ``LiveStreamPlot(*, tz=None, title=None, figsize=(8, 3), interactive=None)``:
@@ -41,14 +45,15 @@ Plots (``mirror_kit.notebook.plots``):
 Panels (``mirror_kit.notebook.widgets``), each with ``.widget`` and ``.close()``:
 
 * ``shaping_panel(mirror, **options) -> ShapingPanel``: ``.select(host=..., metric=...)``,
-  ``.apply(**shape_changes) -> bool``, ``.refresh()``, ``.fetch()``, ``.shape``,
-  ``.data``, ``.message``.
+  ``.apply(**shape_changes) -> bool``, ``.reset()``, ``.refresh()``, ``.fetch()``,
+  ``.shape``, ``.controls`` (the shown series' own controls), ``.data``, ``.message``.
 * ``stream_wizard(mirror, **options) -> StreamWizard``: ``.field_names()``,
   ``.value_options(field, prefix=None)``, ``.choose_field(field)``,
   ``.choose_value(option)``, ``.remove_condition(field=None)``, ``.clear()``,
   ``.set_aggregation(method, bucket_ms)``, ``.refresh()``, ``.conditions``, ``.data``.
-* ``source_form(mirror, *, where="local") -> SourceForm``: ``.values()``,
-  ``.fill(url=, api_key=, details=, name=)``, ``.set_where(where)``,
+* ``source_form(mirror, *, where="local") -> SourceForm``: ``.values()`` (StackState
+  5.1's ten settings), ``.fill(url=, api_key=, details=, name=, **settings)``,
+  ``.set_where(where)``,
   ``.test() -> ConnectionCheck``; ``check_connection(url, api_key, details)`` is the
   same check as a function.
 * ``request_inspector(mirror, *, rows=20, tz=None) -> RequestInspector``:
@@ -63,6 +68,7 @@ from .inspector import RequestInspector, requests_table_html
 from .plots import (
     LiveStreamPlot,
     StreamData,
+    StreamFigure,
     StreamPlot,
     fetch_stream,
     local_tz,
@@ -83,6 +89,7 @@ __all__ = [
     "SourceForm",
     "StopButton",
     "StreamData",
+    "StreamFigure",
     "StreamPlot",
     "StreamWizard",
     "check_connection",

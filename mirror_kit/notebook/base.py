@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import html
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from ..client import MirrorClient, MirrorClientError
@@ -177,6 +177,22 @@ class Panel:
         self.widget.close()
         if self._own_client and self._client is not None:
             self._client.close()
+
+
+def replace_options(dropdown: Any, options: Sequence[Any], value: Any = None) -> None:
+    """Give a Dropdown new options and select ``value``, as one update to the browser.
+
+    ipywidgets selects the first option whenever ``options`` change: without care the
+    kernel sees (and observers apply) that option before the one meant, and the browser
+    gets options and index in separate messages, between which it may send back an
+    index of its own. Here the selection is cleared first (observers see ``None``,
+    which no panel treats as a choice), and ``hold_sync`` sends options and the final
+    index together.
+    """
+    with dropdown.hold_sync():
+        dropdown.index = None
+        dropdown.options = options
+        dropdown.value = value
 
 
 def label_options(values: Iterable[FieldScalar]) -> list[tuple[str, FieldScalar]]:

@@ -1,11 +1,13 @@
 """The Mirror source form: what to type into StackState, and its Test Connection button.
 
-StackState → Settings → Telemetry Sources → Mirror sources asks for a Name, a Mirror
-URL, an Api Key and Connection details JSON, and offers *Test Connection*. This
-panel shows the values for the running mirror, ready to copy, and its button does
-what StackState's does: POST ``/api/connection`` to the URL in the form, with the
-details JSON as ``connectionDetails``, and compare the answer's
-``X-MIRROR-API-KEY`` with the key in the form.
+StackState → Settings → Telemetry Sources → Mirror sources asks (in 5.1) for ten
+settings: a Name, a Mirror URL, an Api Key and Connection details JSON, and six that
+govern how StackState polls (live streams, timeouts, staleness), and offers *Test
+Connection*. This panel shows all ten for the running mirror with StackState's
+defaults, says what each means for the mirror, and its button does what
+StackState's does: POST ``/api/connection`` to the URL in the form, with the details
+JSON as ``connectionDetails``, and compare the answer's ``X-MIRROR-API-KEY`` with
+the key in the form.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from ..client import (
 )
 from ..protocol import MirrorError
 from ..runtime import RunningMirror
+from ..server import DEFAULT_PORT
 from .base import Panel, error_text, message_html
 
 DEFAULT_NAME = "Mirror server"
@@ -41,6 +44,79 @@ WHERE = (
     ("in Docker on this laptop", "docker"),
     ("remote (tunnel)", "remote"),
 )
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One field of StackState's Mirror source form: its label, default and meaning."""
+
+    label: str
+    default: str
+    meaning: str
+
+
+#: The form's four connection fields (their values depend on the mirror).
+CONNECTION = (
+    Setting("Name", DEFAULT_NAME, "How StackState lists the source; the mirror never sees it."),
+    Setting(
+        "Mirror URL",
+        "",
+        "Where StackState sends the four Mirror API calls: this mirror as StackState "
+        "reaches it (see <i>StackState runs</i> above).",
+    ),
+    Setting(
+        "Api Key",
+        "",
+        "StackState compares it with the <code>X-MIRROR-API-KEY</code> header of every "
+        "answer; the mirror sends its key, it never receives one.",
+    ),
+    Setting(
+        "Connection details JSON",
+        DEFAULT_DETAILS,
+        "Sent as <code>connectionDetails</code> in every request: the mirror's own options "
+        "(this kit reads <code>source</code> and a store's URL); <code>{}</code> is the "
+        "default store.",
+    ),
+)
+#: The six polling settings of StackState 5.1's form, with its defaults.
+POLLING = (
+    Setting(
+        "Max active live streams",
+        "200",
+        "At most this many streams are polled live at once: at most that many Get Metric "
+        "Values calls per polling interval reach the mirror.",
+    ),
+    Setting(
+        "Max events per live-stream poll",
+        "10000",
+        "The most a single live-stream poll takes in; more is left for the next poll.",
+    ),
+    Setting(
+        "Minimum live-stream polling interval (s)",
+        "60",
+        "A live stream is asked again at most this often, for a window ending now: the "
+        "newest bucket is the one still filling.",
+    ),
+    Setting(
+        "Propagate errors only after (min)",
+        "",
+        "How long the mirror must keep failing before StackState shows the error on its "
+        "streams; empty: at once.",
+    ),
+    Setting(
+        "Request timeout UI (s)",
+        "15",
+        "StackState's UI gives up on an answer after this long: a mirror must answer "
+        "within it, or the chart shows nothing.",
+    ),
+    Setting(
+        "Stale after (min)",
+        "10",
+        "A stream whose newest point is older than this is shown as stale: a mirror should "
+        "serve points up to now.",
+    ),
+)
+SETTINGS = (*CONNECTION, *POLLING)
 
 
 @dataclass(frozen=True)
@@ -139,36 +215,51 @@ class SourceForm(Panel):
 
     def __init__(self, mirror: RunningMirror, *, where: str = "local") -> None:
         super().__init__(mirror)
-        wide = widgets.Layout(width="520px")
-        style = {"description_width": "190px"}
+        style = {"description_width": "270px"}
         self.where_widget = widgets.ToggleButtons(
-            options=WHERE, value=where, description="StackState runs"
-        )
-        self.name_widget = widgets.Text(DEFAULT_NAME, description="Name", style=style, layout=wide)
-        self.url_widget = widgets.Text(description="Mirror URL", style=style, layout=wide)
-        self.key_widget = widgets.Text(
-            mirror.api_key, description="Api Key", style=style, layout=wide
-        )
-        self.details_widget = widgets.Textarea(
-            DEFAULT_DETAILS, description="Connection details JSON", style=style, layout=wide
+            options=WHERE,
+            value=where,
+            description="StackState runs",
+            style={"button_width": "auto"},  # each button as wide as its label
         )
         self.hint_widget = widgets.HTML()
+        self.port_widget = widgets.HTML(self._port_note())
         self.copy_widget = widgets.HTML()
+        self.fields: dict[str, Any] = {}
+        rows = []
+        for setting in SETTINGS:
+            kind = widgets.Textarea if setting.label == "Connection details JSON" else widgets.Text
+            wide = setting in CONNECTION
+            field = kind(
+                setting.default,
+                description=setting.label,
+                placeholder="empty" if not setting.default else "",
+                style=style,
+                layout=widgets.Layout(width="600px" if wide else "400px", flex="0 0 auto"),
+            )
+            field.observe(lambda _: self._show_copy(), names="value")
+            self.fields[setting.label] = field
+            meaning = widgets.HTML(
+                f"<small>{setting.meaning}</small>",
+                layout=widgets.Layout(flex="1 1 240px", margin="0 0 0 12px"),
+            )
+            rows.append(widgets.HBox([field, meaning], layout=widgets.Layout(flex_flow="row wrap")))
+        self.name_widget = self.fields["Name"]
+        self.url_widget = self.fields["Mirror URL"]
+        self.key_widget = self.fields["Api Key"]
+        self.details_widget = self.fields["Connection details JSON"]
+        self.key_widget.value = mirror.api_key
         self.result_widget = widgets.HTML()
         self.button = widgets.Button(description="Test Connection", button_style="primary")
         self.button.on_click(lambda _: self.test())
         self.where_widget.observe(lambda change: self.set_where(change["new"]), names="value")
-        for field in (self.name_widget, self.url_widget, self.key_widget, self.details_widget):
-            field.observe(lambda _: self._show_copy(), names="value")
         self.last: ConnectionCheck | None = None
         self.widget = widgets.VBox(
             [
                 self.where_widget,
                 self.hint_widget,
-                self.name_widget,
-                self.url_widget,
-                self.key_widget,
-                self.details_widget,
+                self.port_widget,
+                *rows,
                 widgets.HBox([self.button, self.result_widget]),
                 self.copy_widget,
             ]
@@ -178,13 +269,8 @@ class SourceForm(Panel):
     # -- plain methods -----------------------------------------------------------------
 
     def values(self) -> dict[str, str]:
-        """The form's four fields, as they would be typed into StackState."""
-        return {
-            "Name": self.name_widget.value,
-            "Mirror URL": self.url_widget.value,
-            "Api Key": self.key_widget.value,
-            "Connection details JSON": self.details_widget.value,
-        }
+        """The form's ten fields, as they would be typed into StackState."""
+        return {label: field.value for label, field in self.fields.items()}
 
     def fill(
         self,
@@ -193,16 +279,25 @@ class SourceForm(Panel):
         api_key: str | None = None,
         details: str | None = None,
         name: str | None = None,
+        **settings: str,
     ) -> None:
-        """Type into the form (what a user does before pressing Test Connection)."""
-        for widget, value in (
-            (self.url_widget, url),
-            (self.key_widget, api_key),
-            (self.details_widget, details),
-            (self.name_widget, name),
-        ):
+        """Type into the form (what a user does before pressing Test Connection).
+
+        ``settings`` are other fields by label, e.g. ``**{"Stale after (min)": "5"}``.
+        """
+        unknown = sorted(set(settings) - set(self.fields))
+        if unknown:
+            raise ValueError(f"no such field in the form: {', '.join(unknown)}")
+        typed = {
+            "Mirror URL": url,
+            "Api Key": api_key,
+            "Connection details JSON": details,
+            "Name": name,
+            **settings,
+        }
+        for label, value in typed.items():
             if value is not None:
-                widget.value = value
+                self.fields[label].value = value
 
     def set_where(self, where: str) -> None:
         """Fill the Mirror URL for where StackState runs, and say what that needs."""
@@ -244,6 +339,16 @@ class SourceForm(Panel):
         return f"<SourceForm {self.name_widget.value!r}>"
 
     # -- widgets -------------------------------------------------------------------------
+
+    def _port_note(self) -> str:
+        if self.mirror.port == DEFAULT_PORT:
+            return ""
+        return message_html(
+            f"This mirror serves on port {self.mirror.port}, not on {DEFAULT_PORT} as in "
+            "StackState's tutorial (in notebook 4: another program holds it): the Mirror URL "
+            f"below uses {self.mirror.port}.",
+            "warning",
+        )
 
     def _show_copy(self) -> None:
         rows = "".join(

@@ -10,7 +10,8 @@ which is what a bucket value means -- one number for the whole window.
 
 ``StreamPlot`` owns the line artists of one axes and updates them in place
 (``set_data`` + ``canvas.draw_idle()``), so one figure can follow a live stream;
-``stream_figure`` returns a finished static Figure for stored notebook outputs;
+``stream_figure`` returns a finished static Figure for notebook outputs (a
+``StreamFigure``: it shows itself as a PNG in any kernel, whatever the backend);
 ``LiveStreamPlot`` wraps a StreamPlot into a widget (an ipympl canvas under
 ``%matplotlib widget``, otherwise a PNG image re-rendered on each update).
 """
@@ -41,6 +42,11 @@ HOUR_MS = 60 * MINUTE_MS
 DEFAULT_WINDOW_MS = 6 * HOUR_MS
 DEFAULT_BUCKET_MS = 10 * MINUTE_MS
 DEFAULT_FIGSIZE = (8.0, 3.0)
+#: Resolution of a figure shown as a cell's value (IPython's inline backend uses 100 too).
+PNG_DPI = 100
+#: The units of the kit's own data: the synthetic catalog and ``data/sample.csv``.
+#: The Mirror API carries no unit; a plot of other data takes ``unit=``.
+UNITS = {"cpu.user": "%", "cpu.system": "%", "mem.used": "MiB", "net.bytes_in": "bytes/s"}
 
 
 def local_tz() -> tzinfo:
@@ -110,6 +116,13 @@ class StreamData:
         return None
 
 
+def y_label(metric: str | None, unit: str | None = None) -> str:
+    """``cpu.user (%)``: the metric and its unit (known for the kit's own data)."""
+    unit = unit if unit is not None else UNITS.get(metric or "")
+    name = metric or "value"
+    return f"{name} ({unit})" if unit else name
+
+
 def _method_name(method: str | AggregationMethod) -> str:
     return AggregationMethod(method).value
 
@@ -156,10 +169,18 @@ def format_duration(ms: int) -> str:
 class StreamPlot:
     """The artists of one stream on one Axes, updated in place for live plots."""
 
-    def __init__(self, ax: Axes, *, tz: tzinfo | None = None, title: str | None = None) -> None:
+    def __init__(
+        self,
+        ax: Axes,
+        *,
+        tz: tzinfo | None = None,
+        title: str | None = None,
+        unit: str | None = None,
+    ) -> None:
         self.ax = ax
         self.tz = tz or local_tz()
         self.fixed_title = title
+        self.unit = unit
         self.raw_line: Line2D | None = None
         self.aggregated_lines: dict[str, Line2D] = {}
         locator = mdates.AutoDateLocator(tz=self.tz)
@@ -183,7 +204,7 @@ class StreamPlot:
             self.aggregated_lines.pop(name).remove()
         for name, series in data.aggregated.items():
             self._draw_aggregated(name, series, data.bucket_ms)
-        self.ax.set_ylabel(data.metric or "value")
+        self.ax.set_ylabel(y_label(data.metric, self.unit))
         self.ax.set_title(self.fixed_title if self.fixed_title is not None else data.title)
         self.ax.relim()
         self.ax.autoscale_view()
@@ -245,24 +266,43 @@ def _as_stream_data(
     return fetch_stream(source, **query)
 
 
+class StreamFigure(Figure):
+    """A static Figure that a notebook shows as a PNG, with no backend set up.
+
+    Made without pyplot (the inline backend does not show it a second time, no pyplot
+    figure is left open), a plain Figure has only its text repr (``<Figure size ...>``)
+    in a fresh kernel: IPython registers a PNG formatter for figures only once the
+    inline backend is active. ``_repr_png_`` makes the PNG part of the cell's output
+    everywhere: JupyterLab, nbclient/nbval, and the stored notebook on GitHub.
+    """
+
+    def _repr_png_(self) -> bytes:
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png", dpi=PNG_DPI)
+        return buffer.getvalue()
+
+
 def plot_stream(
     source: MirrorClient | StreamData | MetricSeries,
     *,
     ax: Axes | None = None,
     tz: tzinfo | None = None,
     title: str | None = None,
+    unit: str | None = None,
     figsize: tuple[float, float] = DEFAULT_FIGSIZE,
     **query: Any,
 ) -> StreamPlot:
-    """Draw a stream on ``ax`` (a new static Figure when None) and return its StreamPlot.
+    """Draw a stream on ``ax`` (a new StreamFigure when None) and return its StreamPlot.
 
     ``source`` is a client (then ``query`` holds fetch_stream's arguments: start, end,
     methods, bucket_ms, raw, conditions and condition keywords such as
     ``host="a-host"``), or answers already fetched (StreamData or one MetricSeries).
+    ``unit`` labels the y axis (known for the kit's own metrics, see ``UNITS``).
     """
     if ax is None:
-        ax = Figure(figsize=figsize, layout="constrained").add_subplot()
-    return StreamPlot(ax, tz=tz, title=title).draw(_as_stream_data(source, query))
+        ax = StreamFigure(figsize=figsize, layout="constrained").add_subplot()
+    plot = StreamPlot(ax, tz=tz, title=title, unit=unit)
+    return plot.draw(_as_stream_data(source, query))
 
 
 def stream_figure(
@@ -270,15 +310,14 @@ def stream_figure(
     *,
     tz: tzinfo | None = None,
     title: str | None = None,
+    unit: str | None = None,
     figsize: tuple[float, float] = DEFAULT_FIGSIZE,
     **query: Any,
-) -> Figure:
-    """A finished static Figure of a stream, for inline notebook output.
-
-    It is built without pyplot, so the inline backend does not show it a second time
-    and no pyplot figure is left open; a notebook shows it as the cell's value.
-    """
-    return plot_stream(source, tz=tz, title=title, figsize=figsize, **query).figure
+) -> StreamFigure:
+    """A finished static figure of a stream: a notebook shows it as the cell's value (PNG)."""
+    figure = plot_stream(source, tz=tz, title=title, unit=unit, figsize=figsize, **query).figure
+    assert isinstance(figure, StreamFigure)
+    return figure
 
 
 def widget_backend() -> bool:

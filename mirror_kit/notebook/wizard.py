@@ -24,7 +24,15 @@ from ..protocol import (
     FieldValuePattern,
 )
 from ..runtime import RunningMirror
-from .base import DEFAULT_DEBOUNCE_S, Debouncer, Panel, error_text, message_html, option_text
+from .base import (
+    DEFAULT_DEBOUNCE_S,
+    Debouncer,
+    Panel,
+    error_text,
+    message_html,
+    option_text,
+    replace_options,
+)
 from .plots import (
     DEFAULT_BUCKET_MS,
     HOUR_MS,
@@ -83,7 +91,6 @@ class StreamWizard(Panel):
         self.options: list[FieldValueOption] = []
         self.data: StreamData | None = None
         self.message = ""
-        self._syncing = False
         self._debouncer = Debouncer(debounce, self.refresh)
         self.plot = LiveStreamPlot(tz=tz, interactive=interactive_plot)
         self._build()
@@ -110,6 +117,8 @@ class StreamWizard(Panel):
         """Pick the field to filter on; returns (and offers) its values, from the top level."""
         self.field, self.prefix = field, None
         self.options = [] if field is None else self.value_options(field)
+        if field in {v for _, v in self.field_widget.options}:
+            self.field_widget.value = field  # shown as picked (its observer sees it is)
         self._show_values()
         return self.options
 
@@ -200,7 +209,7 @@ class StreamWizard(Panel):
         except Exception as error:
             names = []
             self._say(f"Field Names failed: {error_text(error)}", "error")
-        self._set_options(self.field_widget, [(NO_CHOICE, None), *((n, n) for n in names)])
+        replace_options(self.field_widget, [(NO_CHOICE, None), *((n, n) for n in names)])
         self._show_values()
 
     def _show_values(self) -> None:
@@ -213,18 +222,10 @@ class StreamWizard(Panel):
             )
             for o in self.options
         ]
-        self._set_options(self.value_widget, [(NO_CHOICE, None), *shown])
+        replace_options(self.value_widget, [(NO_CHOICE, None), *shown])
         self.prefix_widget.value = (
             f"values starting with <code>{self.prefix}</code>" if self.prefix else ""
         )
-
-    def _set_options(self, dropdown: widgets.Dropdown, options: list[tuple[str, Any]]) -> None:
-        self._syncing = True
-        try:
-            dropdown.options = options
-            dropdown.value = None
-        finally:
-            self._syncing = False
 
     def _build(self) -> None:
         style = {"description_width": "90px"}
@@ -271,12 +272,15 @@ class StreamWizard(Panel):
         except Exception as error:
             self._say(error_text(error), "error")
 
+    # The dropdowns are refilled with replace_options: observers see None (the "—"
+    # entry) between two lists, never an option of the old list applied to the new.
+
     def _on_field(self, change: dict[str, Any]) -> None:
-        if not self._syncing:
+        if change["new"] is not None and change["new"] != self.field:
             self._guarded(self.choose_field, change["new"])
 
     def _on_value(self, change: dict[str, Any]) -> None:
-        if not self._syncing and change["new"] is not None:
+        if change["new"] is not None:
             self._guarded(self.choose_value, change["new"])
 
     def _on_aggregation(self, change: dict[str, Any]) -> None:

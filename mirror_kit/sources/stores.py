@@ -38,7 +38,9 @@ from typing import Any
 
 from ..protocol import MirrorError
 from .base import TelemetrySource
+from .cache import PollCache
 from .prometheus import PrometheusSource
+from .prometheus.config import parse_duration_ms
 from .routing import RoutingSource, Store
 from .synthetic import SyntheticSource
 from .tabular import CsvStore
@@ -95,6 +97,23 @@ STORE_SETTINGS = (
 )  # fmt: skip
 
 
+#: Prometheus declaration keys of the poll cache (sources/cache.py)
+_POLL_CACHE_KEYS = ("pollCacheBytes", "pollCacheSettle")
+DEFAULT_POLL_CACHE_BYTES = 64 << 20
+
+
+def poll_cache(source: TelemetrySource, options: Mapping[str, Any]) -> TelemetrySource:
+    """``source`` behind a PollCache (64 MiB, points settled after 2 minutes, unless
+    the declaration says otherwise); ``pollCacheBytes = 0`` turns it off."""
+    budget = options.get("pollCacheBytes", DEFAULT_POLL_CACHE_BYTES)
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 0:
+        raise ValueError('"pollCacheBytes" must be a whole number of bytes (0: no cache)')
+    if budget == 0:
+        return source
+    settle = parse_duration_ms(options.get("pollCacheSettle", "2m"), "pollCacheSettle")
+    return PollCache(source, budget_bytes=budget, settle_ms=settle)
+
+
 @dataclass(frozen=True)
 class StoreDeclaration:
     """One store as the operator declared it: a name, a kind and the kind's keys."""
@@ -108,7 +127,9 @@ class StoreDeclaration:
         if self.kind == "synthetic":
             return SyntheticSource()
         if self.kind == "prometheus":
-            return PrometheusSource.from_declaration(self.options)
+            options = {k: v for k, v in self.options.items() if k not in _POLL_CACHE_KEYS}
+            source = PrometheusSource.from_declaration(options)
+            return poll_cache(source, self.options)
         unknown = sorted(set(self.options) - set(_CSV_KEYS))
         if unknown:
             raise ValueError(f"store {self.name!r}: unknown CSV key {unknown[0]!r}")

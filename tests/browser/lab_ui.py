@@ -11,10 +11,12 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
+from typing import Any
 
+from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Locator, Page
 
-from .images import changed_pixels
+from .images import changed_pixels, ink_fraction
 from .lab_server import LabServer
 
 OPEN_TIMEOUT_MS = 30_000
@@ -91,6 +93,16 @@ class NotebookView:
         current = self.page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current")
         if current.count():
             current.first.click()
+
+    def file_browser_open(self) -> bool:
+        return self.page.locator("#filebrowser").is_visible()
+
+    def show_file_browser(self) -> None:
+        """Open the file browser in the left sidebar (JupyterLab's default layout)."""
+        if not self.file_browser_open():
+            tabs = self.page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab")
+            tabs.filter(has=self.page.locator("[data-icon*=folder]")).first.click()
+        self.page.locator("#filebrowser").wait_for(state="visible")
 
     def run_all(self, timeout_ms: int = RUN_TIMEOUT_MS) -> None:
         """Run → Run All Cells, then wait until every cell ran or one failed."""
@@ -174,11 +186,11 @@ def settled_screenshot(
     a stale or empty plot; an unchanged image for longer than the debounce is not.
     """
     deadline = time.monotonic() + timeout_s
-    last = element.screenshot()
+    last = _screenshot(element, deadline)
     stable_since = time.monotonic()
     while time.monotonic() < deadline:
         time.sleep(interval_s)
-        current = element.screenshot()
+        current = _screenshot(element, deadline)
         if changed_pixels(last, current):
             last, stable_since = current, time.monotonic()
         elif time.monotonic() - stable_since >= settle_s:
@@ -196,7 +208,206 @@ def changed_screenshot(
     """
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if changed_pixels(before, element.screenshot()):
+        if changed_pixels(before, _screenshot(element, deadline)):
             return settled_screenshot(element)
         time.sleep(interval_s)
-    return element.screenshot()
+    return _screenshot(element, deadline)
+
+
+def _screenshot(element: Locator, deadline: float) -> bytes:
+    """A capture of ``element``, retried (bounded) while a redraw leaves it without a size.
+
+    An Output widget's image is replaced on each redraw: for a moment it has 0 height.
+    """
+    while True:
+        try:
+            return element.screenshot()
+        except PlaywrightError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.1)
+
+
+# -- what a person sees: figures, boxes, labels, controls ---------------------------------
+
+#: A drawn figure: an inline PNG output, an ipywidgets Image, or an ipympl canvas.
+FIGURE = ".jp-RenderedImage img, img.widget-image, .jupyter-matplotlib-canvas-div"
+#: Less ink than this (share of pixels unlike the background) is a blank figure.
+MIN_INK = 0.01
+#: The red of a panel's error line (mirror_kit.notebook.base.message_html).
+ERROR_RED = "#cf222e"
+
+#: For every visible element of the outputs that a person reads or uses: its box, and
+#: whether its text is cut (wider than its box), relative to the notebook's own box.
+_BOXES_JS = """
+(cellElement, kinds) => {
+  const notebook = cellElement.closest('.jp-Notebook').getBoundingClientRect();
+  const found = [];
+  for (const element of cellElement.querySelectorAll(kinds)) {
+    const box = element.getBoundingClientRect();
+    const style = getComputedStyle(element);
+    if (box.width === 0 || box.height === 0 || style.visibility === 'hidden') continue;
+    const text = (element.innerText || element.value || '').trim().slice(0, 40);
+    found.push({
+      what: element.tagName.toLowerCase() + '.' + [...element.classList].join('.'),
+      text,
+      left: box.left - notebook.left,
+      right: notebook.right - box.right,
+      cut: element.scrollWidth > element.clientWidth + 1 && style.overflowX !== 'auto'
+        && style.overflowX !== 'scroll',
+    });
+  }
+  return found;
+}
+"""
+#: Elements a person reads or uses in a panel (plots included).
+VISIBLE_PARTS = ", ".join(
+    [
+        ".jp-OutputArea-output > .jupyter-widgets",
+        ".jupyter-widgets .widget-label",
+        ".widget-toggle-button",
+        ".widget-button",
+        ".widget-readout",
+        ".jupyter-widgets input",
+        ".jupyter-widgets select",
+        ".jupyter-widgets textarea",
+        FIGURE,
+        ".jp-RenderedImage",
+    ]
+)
+#: Elements whose text must not be cut off (a label shrunk to "amp…" or "in Docker on this …").
+LABELS = (".widget-label", ".widget-toggle-button", ".widget-button", ".widget-readout")
+
+
+def _exact(label: str) -> re.Pattern[str]:
+    return re.compile(rf"^\s*{re.escape(label)}\s*$")
+
+
+class Controls:
+    """ipywidgets controls of one notebook, found by their description as a person reads it."""
+
+    def __init__(self, view: NotebookView) -> None:
+        self.view = view
+        self.page = view.page
+
+    def control(self, label: str) -> Locator:
+        """The control (slider, dropdown, text) whose description is exactly ``label``.
+
+        It is scrolled into view first: JupyterLab does not lay out cells off screen,
+        and a person looks at what they use.
+        """
+        labelled = self.page.locator(".widget-label", has_text=_exact(label))
+        control = self.view.panel.locator(".widget-inline-hbox").filter(has=labelled)
+        control.scroll_into_view_if_needed()
+        return control
+
+    def choose(self, label: str, option: str) -> None:
+        """Pick ``option`` in the dropdown ``label`` (as a click on the list does)."""
+        index = self.options(label).index(" ".join(option.split()))
+        self.control(label).locator("select").select_option(index=index)
+
+    def options(self, label: str) -> list[str]:
+        """The option texts of dropdown ``label``, whitespace collapsed as a person reads them."""
+        texts = self.control(label).locator("select option").all_inner_texts()
+        return [" ".join(t.split()) for t in texts]
+
+    def chosen(self, label: str) -> str:
+        select = self.control(label).locator("select")
+        text = select.evaluate("s => s.selectedIndex < 0 ? '' : s.options[s.selectedIndex].text")
+        return " ".join(str(text).split())
+
+    def readout(self, label: str) -> str:
+        return (self.control(label).locator(".widget-readout").text_content() or "").strip()
+
+    def typed(self, label: str) -> str:
+        return self.control(label).locator("input, textarea").first.input_value()
+
+    def type_into(self, label: str, text: str) -> None:
+        """Click into a text field, replace its text by typing, and press Enter."""
+        field = self.control(label).locator("input, textarea").first
+        field.click()
+        field.press("Control+a")
+        field.press_sequentially(text)
+        field.press("Enter")
+
+    def drag(self, label: str, fraction: float) -> None:
+        """Drag the slider's handle with the mouse by ``fraction`` of the track's width."""
+        control = self.control(label)
+        handle = control.locator(".noUi-handle, [role=slider]").first
+        track = control.locator(".noUi-target, .slider-container").first
+        handle.scroll_into_view_if_needed()
+        grip, rail = handle.bounding_box(), track.bounding_box()
+        assert grip is not None and rail is not None, f"slider {label!r} is not visible"
+        x, y = grip["x"] + grip["width"] / 2, grip["y"] + grip["height"] / 2
+        self.page.mouse.move(x, y)
+        self.page.mouse.down()
+        self.page.mouse.move(x + fraction * rail["width"], y, steps=8)
+        self.page.mouse.up()
+
+    def button(self, text: str) -> Locator:
+        return self.view.panel.locator(self.button_near(text))
+
+    def button_near(self, text: str) -> Locator:
+        """A relative locator (for ``has=``): a button labelled ``text``."""
+        return self.page.locator("button", has_text=_exact(text))
+
+    def wait_for(self, condition: Any, what: str, timeout_s: float = 15.0) -> None:
+        """Poll (bounded) until ``condition()`` is true; fail saying ``what`` did not happen."""
+        deadline = time.monotonic() + timeout_s
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            try:
+                if condition():
+                    return
+            except PlaywrightError as error:  # e.g. a control replaced while it was read
+                last = error
+            time.sleep(0.1)
+        raise AssertionError(f"not within {timeout_s} s: {what} (last error: {last})")
+
+    def settle(self, quiet_s: float = 1.0) -> None:
+        """Let echoes and debounced redraws arrive, then wait for an idle kernel."""
+        time.sleep(quiet_s)
+        self.view.wait_idle()
+
+
+def code_cells(view: NotebookView) -> list[Locator]:
+    return view.panel.locator(".jp-Notebook .jp-CodeCell").all()
+
+
+def drawn_figures(view: NotebookView) -> list[float]:
+    """The ink fraction of every figure the notebook shows (0 for one with no size).
+
+    Each figure is scrolled into view first: JupyterLab lays out cells off screen
+    lazily, so an image there has no size yet.
+    """
+    for cell in code_cells(view):
+        cell.scroll_into_view_if_needed()
+    inks = []
+    for figure in view.panel.locator(FIGURE).all():
+        figure.scroll_into_view_if_needed()
+        deadline = time.monotonic() + 5.0
+        while not figure.is_visible() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        inks.append(ink_fraction(settled_screenshot(figure)) if figure.is_visible() else 0.0)
+    return inks
+
+
+def misfits(view: NotebookView) -> list[str]:
+    """Every output part that sticks out of the notebook's box, or whose text is cut."""
+    problems = []
+    for number, cell in enumerate(code_cells(view)):
+        cell.scroll_into_view_if_needed()
+        for part in cell.evaluate(_BOXES_JS, VISIBLE_PARTS):
+            where = f"code cell {number}: {part['what']} {part['text']!r}"
+            if part["left"] < -1 or part["right"] < -1:
+                margins = f"left {part['left']:.0f}, right {part['right']:.0f} px"
+                problems.append(f"{where} sticks out ({margins})")
+            if part["cut"] and any(c[1:] in part["what"].split(".") for c in LABELS):
+                problems.append(f"{where} is cut off")
+    return problems
+
+
+def error_lines(view: NotebookView) -> list[str]:
+    """Panel lines drawn in the error red (e.g. "Not applied: ..."), as a person reads them."""
+    red = view.panel.locator(f".jp-OutputArea-output .widget-html span[style*='{ERROR_RED}']")
+    return [text.strip() for text in red.all_inner_texts()]
