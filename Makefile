@@ -3,7 +3,7 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 
-.PHONY: setup lab serve test test-quick lint bench clean
+.PHONY: setup lab serve test test-quick lint bench bench-replicas image-test clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,15 @@ test-quick: setup lint
 bench: setup
 	$(BIN)/python bench/bench_mirror.py
 	$(BIN)/python bench/bench_prometheus.py
+
+# Build the Containerfile on a base made from Debian's packages and run the image with
+# a read-only root (root, buildah and debootstrap needed; minutes: not part of `test`).
+image-test: setup
+	$(BIN)/python deploy/image/test.py
+
+# Two replicas behind haproxy vs one (needs haproxy and wrk from Debian's packages).
+bench-replicas: setup
+	$(BIN)/python bench/replicas.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
