@@ -125,6 +125,14 @@ def as_text(value: FieldScalar) -> str:
     return str(value)
 
 
+def _finite(number: float) -> bool:
+    """Whether a JSON number is a finite double; an integer past 1.8e308 is not."""
+    try:
+        return math.isfinite(number)
+    except OverflowError:  # math.isfinite(10**400) converts to float, and cannot
+        return False
+
+
 def _value_from_json(body: Any, path: str) -> ConditionValue:
     body = read.obj(body, path)
     raw = body.get("value")
@@ -141,7 +149,7 @@ def _value_from_json(body: Any, path: str) -> ConditionValue:
             raise invalid(vpath, "must be true or false")
         return BooleanValue(raw)
     if kind == "DoubleValue":
-        if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not math.isfinite(raw):
+        if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not _finite(raw):
             raise invalid(vpath, "must be a finite number")
         return DoubleValue(float(raw))
     if kind == "InSetValue":

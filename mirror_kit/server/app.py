@@ -25,12 +25,13 @@ import json
 import logging
 import sys
 import time
+import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from .. import openapi, service
 from ..protocol import ROUTES, MetricsResponse, MirrorError, RemoteMirrorError
@@ -124,6 +125,9 @@ def create_app(
             # after an early answer (408, 413), read and drop the rest of a body no
             # longer than the body timeout (aiohttp's default: 10 s)
             "lingering_time": min(10.0, settings.body_timeout_s),
+            # bodies are decoded by _decoded: aiohttp's parser would answer an encoding
+            # it cannot decode (br without Brotli) with a text/plain 400 of its own
+            "auto_decompress": False,
         },
     )
     app[SOURCE] = source
@@ -163,6 +167,9 @@ def _method_handler(
         raw = _arrived_body(request)
         if raw is None:
             raw = await _late_body(request, settings.body_timeout_s)
+        encoding = request.headers.get(hdrs.CONTENT_ENCODING)
+        if encoding is not None:
+            raw = _decoded(raw, encoding, request.client_max_size)
         parsed = request_type.from_json(_parse_json(raw))
         facts.subject = parsed.summary
         try:
@@ -211,6 +218,40 @@ async def _late_body(request: web.Request, timeout_s: float) -> bytes:
             f"Content-Length announced more than arrived within {timeout_s:g} s",
             http_status=408,
         ) from None
+
+
+#: Content-Encoding -> zlib wbits: gzip; zlib-wrapped deflate (RFC 9110), or raw deflate.
+_CODINGS = {"gzip": (31,), "x-gzip": (31,), "deflate": (15, -15)}
+
+
+def _decoded(raw: bytes, encoding: str, cap: int) -> bytes:
+    """The body with its Content-Encoding undone, inflating no more than ``cap`` bytes.
+
+    One coding of gzip or deflate (or identity): what HTTP clients send. Others (br,
+    zstd, stacked codings) are refused with a 400 naming those the mirror takes.
+    """
+    coding = encoding.strip().lower()
+    if coding in ("", "identity"):
+        return raw
+    if coding not in _CODINGS:
+        raise RemoteMirrorError(
+            "Unsupported Content-Encoding",
+            f"{encoding[:40]!r}: the mirror takes gzip, deflate or identity",
+        )
+    for wbits in _CODINGS[coding]:
+        inflater = zlib.decompressobj(wbits)
+        try:
+            body = inflater.decompress(raw, cap + 1)
+        except zlib.error:
+            continue
+        if len(body) > cap or inflater.unconsumed_tail:
+            raise web.HTTPRequestEntityTooLarge(cap, len(raw))
+        if inflater.eof and not inflater.unused_data:
+            return body
+    raise RemoteMirrorError(
+        f"Invalid request: body is not valid {coding}",
+        "the body does not decode as its Content-Encoding says (truncated, trailing or plain)",
+    )
 
 
 def _parse_json(raw: bytes) -> Any:
