@@ -18,7 +18,14 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from .conformance import command as check_command
-from .server import DEFAULT_API_KEY, DEFAULT_PORT, ServerSettings, create_app, workers
+from .server import (
+    DEFAULT_API_KEY,
+    DEFAULT_PORT,
+    MirrorRunner,
+    ServerSettings,
+    create_app,
+    workers,
+)
 from .service import Limits
 from .sources import (
     CsvSource,
@@ -96,6 +103,20 @@ def _parser() -> argparse.ArgumentParser:
     for flag, field, meaning in TIMEOUT_FLAGS:
         serve.add_argument(flag, type=float, default=getattr(defaults, field), help=meaning)
     serve.add_argument(
+        "--max-connections",
+        type=int,
+        default=int(os.environ.get("MIRROR_KIT_MAX_CONNECTIONS") or defaults.max_connections),
+        help="open connections; past it the oldest idle ones are closed, or new ones get "
+        "a 503 (lowered to what ulimit -n allows; env MIRROR_KIT_MAX_CONNECTIONS)",
+    )
+    serve.add_argument(
+        "--stop-grace",
+        type=float,
+        default=float(os.environ.get("MIRROR_KIT_STOP_GRACE") or defaults.stop_grace_s),
+        help="seconds requests in progress or queued get to be answered on SIGTERM/Ctrl-C "
+        "(env MIRROR_KIT_STOP_GRACE)",
+    )
+    serve.add_argument(
         "--auth-secret",
         default=os.environ.get("MIRROR_KIT_AUTH_SECRET"),
         help="require this shared secret as a path token (Mirror URL http://host:port/SECRET)"
@@ -145,6 +166,8 @@ def serve(args: argparse.Namespace) -> int:
             send_timeout_s=args.send_timeout,
             auth_secret=args.auth_secret,
             limits=Limits(args.max_points, args.max_answer_points),
+            max_connections=args.max_connections,
+            stop_grace_s=args.stop_grace,
         )
         source = _source(args)
     except (ValueError, OSError) as error:
@@ -194,7 +217,8 @@ def _source(args: argparse.Namespace) -> TelemetrySource:
 
 
 async def _serve(app: web.Application, host: str, port: int, banner: str) -> None:
-    runner = web.AppRunner(app, access_log=None)
+    """Serve until SIGTERM or SIGINT, then stop gracefully (MirrorRunner.cleanup)."""
+    runner = MirrorRunner(app)
     await runner.setup()
     # The objects made at start-up live for ever: keep them out of the collector's
     # full passes, which otherwise add ~15 ms pauses to answers (bench/README.md).
@@ -203,13 +227,17 @@ async def _serve(app: web.Application, host: str, port: int, banner: str) -> Non
         await web.TCPSite(runner, host, port, backlog=1024).start()
         print(banner, "\nPress Ctrl-C to stop.", sep="\n", flush=True)
         stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows
-            # `docker stop`, systemd and Kubernetes send SIGTERM: stop as cleanly as Ctrl-C
-            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-        await stop.wait()  # until SIGTERM, or Ctrl-C cancels this task
-        print("\nStopped.", flush=True)
+            # Ctrl-C, and what `docker stop`, systemd and Kubernetes send: both stop
+            # gracefully, in this task (not by cancelling it)
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        print("\nStopping: answering the requests received...", flush=True)
     finally:
         await runner.cleanup()
+    print("Stopped.", flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import math
 from dataclasses import dataclass
 from enum import Enum
@@ -183,7 +184,7 @@ class EqualityCondition:
 
     def describe(self) -> str:
         if isinstance(self.value, InSetValue):
-            shown = ", ".join(sorted(self.value.value)[:5])
+            shown = ", ".join(heapq.nsmallest(5, self.value.value))  # not a full sort
             more = "" if len(self.value.value) <= 5 else f", ... ({len(self.value.value)})"
             return f"{self.key} in [{shown}{more}]"
         return f"{self.key}={as_text(self.value.value)}"

@@ -65,6 +65,12 @@ class ServerSettings:
     body_timeout_s: float = 30.0
     #: An answer must be written within this, or the connection is aborted.
     send_timeout_s: float = 60.0
+    #: Open connections; past it the oldest idle ones are closed (lifecycle.py).
+    max_connections: int = 1000
+    #: Bytes of answers being written to clients; past it the oldest sends are aborted.
+    max_unsent_bytes: int = 32 << 20
+    #: On SIGTERM/SIGINT, requests in progress and queued get this long to be answered.
+    stop_grace_s: float = 15.0
 
 
 #: Answers smaller than this fit the transport's buffer (aiohttp waits for a drain
@@ -91,6 +97,16 @@ else:  # pragma: no cover - Python 3.10 lacks asyncio.timeout
 SOURCE = web.AppKey("source", TelemetrySource)
 SETTINGS = web.AppKey("settings", ServerSettings)
 REQUEST_LOG = web.AppKey("request_log", RequestLog)
+
+
+class Connections:
+    """The connections answering a request right now: the ones the cap may not close."""
+
+    def __init__(self) -> None:
+        self.busy: set[object] = set()
+
+
+CONNECTIONS = web.AppKey("connections", Connections)
 OPENAPI = web.AppKey("openapi", dict)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -137,7 +153,9 @@ def create_app(
         api_key_header=API_KEY_HEADER,
         auth_header=None if settings.auth_secret is None else auth.AUTH_HEADER,
     )
-    guard = _Guard(settings, request_log)
+    connections = Connections()
+    app[CONNECTIONS] = connections
+    guard = _Guard(settings, request_log, connections)
     for prefix in auth.route_prefixes(settings.auth_secret):
         for path, request_type in ROUTES.items():
             handler = _method_handler(request_type, source, settings)
@@ -319,9 +337,13 @@ def _http_error(error: web.HTTPException) -> MirrorError:
 class _Guard:
     """Wraps route handlers in the concerns every answer shares (see the module doc)."""
 
-    def __init__(self, settings: ServerSettings, request_log: RequestLog) -> None:
+    def __init__(
+        self, settings: ServerSettings, request_log: RequestLog, connections: Connections
+    ) -> None:
         self.settings = settings
         self.request_log = request_log
+        self.busy = connections.busy
+        self.sends = SendBudget(settings.max_unsent_bytes)
 
     def __call__(
         self, endpoint: Endpoint, method: str | None = None, route: str | None = None
@@ -331,8 +353,17 @@ class _Guard:
         secret taken out)."""
         api_key, secret = self.settings.api_key, self.settings.auth_secret
         send_timeout_s, record = self.settings.send_timeout_s, self.request_log.record
+        busy, sends = self.busy, self.sends
 
         async def guarded(request: web.Request) -> web.StreamResponse:
+            connection = request.protocol
+            busy.add(connection)  # answering: the connection cap may not close it
+            try:
+                return await answer(request)
+            finally:
+                busy.discard(connection)
+
+        async def answer(request: web.Request) -> web.StreamResponse:
             started = time.perf_counter()
             path = route or auth.public_path(request.path, secret)
             facts = Facts()
@@ -353,7 +384,7 @@ class _Guard:
             )
             body = getattr(response, "body", None)
             if not (isinstance(body, bytes) and len(body) < SMALL_ANSWER_BYTES):
-                await _send(request, response, send_timeout_s, path)
+                await _send(request, response, send_timeout_s, path, sends)
             return response  # a small answer cannot stall: aiohttp writes it
 
         guarded.__name__ = endpoint.__name__
@@ -381,10 +412,51 @@ def _failure_response(
     return response
 
 
+class SendBudget:
+    """Bounds the bytes of answers being written: past ``max_bytes``, the oldest go.
+
+    A client that never reads holds its whole answer (and the handler around it) in
+    memory until the send timeout; 150 of them held 1.5 GiB. So the answers being
+    written are counted, and when a new one would take the total past the budget,
+    the sends that started first -- the slowest readers -- are aborted, whatever
+    their timeout. A client reading at any normal speed is done long before.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.total = 0
+        self._sends: dict[asyncio.Transport, int] = {}  # oldest first
+
+    def start(self, transport: asyncio.Transport, size: int) -> None:
+        self._sends[transport] = size
+        self.total += size
+        aborted = 0
+        while self.total > self.max_bytes and len(self._sends) > 1:
+            oldest = next(iter(self._sends))
+            self.finish(oldest)
+            oldest.abort()
+            aborted += 1
+        if aborted:
+            log.warning(
+                "%d answer(s) aborted: clients not reading them held more than the "
+                "%d bytes of unsent answers allowed (max_unsent_bytes)",
+                aborted,
+                self.max_bytes,
+            )
+
+    def finish(self, transport: asyncio.Transport) -> None:
+        self.total -= self._sends.pop(transport, 0)
+
+
 async def _send(
-    request: web.Request, response: web.StreamResponse, timeout_s: float, path: str
+    request: web.Request,
+    response: web.StreamResponse,
+    timeout_s: float,
+    path: str,
+    budget: SendBudget,
 ) -> None:
-    """Write the answer, aborting the connection if it is not written within ``timeout_s``.
+    """Write the answer, aborting the connection if it is not written within ``timeout_s``
+    or if unsent answers exceed their byte budget.
 
     aiohttp has no write timeout: a client that stops reading would hold the
     connection, the handler and the encoded body in memory for ever.
@@ -392,6 +464,8 @@ async def _send(
     transport = request.transport
     if transport is None:
         return
+    body = getattr(response, "body", None)
+    budget.start(transport, len(body) if isinstance(body, bytes) else SMALL_ANSWER_BYTES)
 
     def abort() -> None:
         log.warning(
@@ -411,3 +485,4 @@ async def _send(
         pass  # the client left or was aborted; aiohttp ends the connection
     finally:
         timer.cancel()
+        budget.finish(transport)
