@@ -86,8 +86,9 @@ def answer_of(sock: socket.socket) -> str:
         ((), signal.SIGTERM),
         ((), signal.SIGINT),
         (("--workers", "2"), signal.SIGTERM),
+        (("--workers", "2"), signal.SIGINT),
     ],
-    ids=["single-SIGTERM", "single-SIGINT", "workers-SIGTERM"],
+    ids=["single-SIGTERM", "single-SIGINT", "workers-SIGTERM", "workers-SIGINT"],
 )
 def test_requests_sent_before_the_signal_are_all_answered(
     flags: tuple[str, ...], signum: int

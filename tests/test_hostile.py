@@ -211,3 +211,33 @@ def test_unique_in_set_conditions_leave_the_rss_bounded(mirror_process: MirrorPr
     post_all(mirror_process.url, METRIC, (unique_in_set_body(i) for i in range(5, 45)))
     grown = mirror_process.rss - before
     assert grown < RSS_BOUND, f"RSS grew {grown / MiB:.0f} MiB over 40 unique InSetValue sets"
+
+
+def test_clients_that_never_read_leave_the_rss_bounded() -> None:
+    """40 clients ask for a 30-day answer (259,200 points, ~9 MB: more than the socket
+    buffers take) and never read it. The send timeout (60 s) has not passed, so only
+    the budget of unsent answers bounds what they hold."""
+    served = MirrorProcess("--max-points", "2000000", "--max-answer-points", "300000")
+    body = json.dumps(metrics_body(T0, T0 + 30 * DAY, A_CPU)).encode()
+    request = (
+        f"POST {METRIC} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    sockets = []
+    try:
+        post_all(served.url, METRIC, (body for _ in range(3)))  # warm: answers work
+        before = served.rss
+        for _ in range(40):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", served.port))
+            sock.sendall(request)
+            sockets.append(sock)
+        post_all(served.url, METRIC, (body for _ in range(3)))  # served after all 40
+        grown = served.rss - before
+    finally:
+        for sock in sockets:
+            sock.close()
+        log = served.stop()
+    assert grown < RSS_BOUND, f"RSS grew {grown / MiB:.0f} MiB with 40 unread answers"
+    assert b"answer(s) aborted" in log

@@ -26,6 +26,7 @@ import logging
 import sys
 import time
 import zlib
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +40,7 @@ from ..protocol.encoding import encode
 from ..sources import SyntheticSource, TelemetrySource
 from . import auth
 from .requestlog import RequestLog, Subject, summary_of
+from .tally import LOG_INTERVAL_S, Tally
 
 log = logging.getLogger("mirror_kit.server")
 
@@ -384,7 +386,7 @@ class _Guard:
             )
             body = getattr(response, "body", None)
             if not (isinstance(body, bytes) and len(body) < SMALL_ANSWER_BYTES):
-                await _send(request, response, send_timeout_s, path, sends)
+                return await _send(request, response, send_timeout_s, path, sends)
             return response  # a small answer cannot stall: aiohttp writes it
 
         guarded.__name__ = endpoint.__name__
@@ -426,23 +428,23 @@ class SendBudget:
         self.max_bytes = max_bytes
         self.total = 0
         self._sends: dict[asyncio.Transport, int] = {}  # oldest first
+        self._tally = Tally(self._describe, LOG_INTERVAL_S)
 
     def start(self, transport: asyncio.Transport, size: int) -> None:
         self._sends[transport] = size
         self.total += size
-        aborted = 0
         while self.total > self.max_bytes and len(self._sends) > 1:
             oldest = next(iter(self._sends))
             self.finish(oldest)
             oldest.abort()
-            aborted += 1
-        if aborted:
-            log.warning(
-                "%d answer(s) aborted: clients not reading them held more than the "
-                "%d bytes of unsent answers allowed (max_unsent_bytes)",
-                aborted,
-                self.max_bytes,
-            )
+            self._tally.add("aborted")
+
+    def _describe(self, counts: Counter[str]) -> str:
+        return (
+            f"{counts['aborted']} answer(s) aborted in the last {LOG_INTERVAL_S:g} s or "
+            f"less: clients not reading them held more than the {self.max_bytes} bytes of "
+            "unsent answers allowed (max_unsent_bytes)"
+        )
 
     def finish(self, transport: asyncio.Transport) -> None:
         self.total -= self._sends.pop(transport, 0)
@@ -454,16 +456,16 @@ async def _send(
     timeout_s: float,
     path: str,
     budget: SendBudget,
-) -> None:
+) -> web.StreamResponse:
     """Write the answer, aborting the connection if it is not written within ``timeout_s``
-    or if unsent answers exceed their byte budget.
+    or if unsent answers exceed their byte budget; returns the response written.
 
     aiohttp has no write timeout: a client that stops reading would hold the
     connection, the handler and the encoded body in memory for ever.
     """
     transport = request.transport
     if transport is None:
-        return
+        return response
     body = getattr(response, "body", None)
     budget.start(transport, len(body) if isinstance(body, bytes) else SMALL_ANSWER_BYTES)
 
@@ -479,10 +481,33 @@ async def _send(
 
     timer = asyncio.get_running_loop().call_later(timeout_s, abort)
     try:
-        await response.prepare(request)
-        await response.write_eof()
+        if isinstance(body, bytes):
+            response = await _write_in_chunks(request, response, body)
+        else:
+            await response.prepare(request)
+            await response.write_eof()
     except ConnectionError:
         pass  # the client left or was aborted; aiohttp ends the connection
     finally:
         timer.cancel()
         budget.finish(transport)
+    return response
+
+
+#: A large answer goes out this much at a time, each waiting for the last to drain.
+SEND_CHUNK_BYTES = 64 * 1024
+
+
+async def _write_in_chunks(
+    request: web.Request, response: web.StreamResponse, body: bytes
+) -> web.StreamResponse:
+    """The body written a slice at a time, so the transport never holds a copy of it
+    (asyncio's buffer would copy what the socket does not take at once)."""
+    stream = web.StreamResponse(status=response.status, headers=response.headers)
+    stream.content_length = len(body)
+    await stream.prepare(request)
+    view = memoryview(body)
+    for start in range(0, len(body), SEND_CHUNK_BYTES):
+        await stream.write(view[start : start + SEND_CHUNK_BYTES])
+    await stream.write_eof()
+    return stream

@@ -1,0 +1,142 @@
+"""The connection cap: idle connections cannot lock clients out, and the log stays small.
+
+A mirror process runs with a low file-descriptor limit (RLIMIT_NOFILE 256, set in
+the child before it starts), so its cap is lowered to fit; the test opens far more
+idle connections than that. A new client must still be served promptly, the
+mirror's log must stay a few lines (before the cap, every failed ``accept()`` wrote
+a traceback: 127 MB in 12 s), and when every connection is busy a newcomer gets a
+503 protocol body at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import HOUR, T0, free_port
+from mirror_wire import CONNECTION, METRIC, connection_body, metrics_body
+
+REPO = Path(__file__).resolve().parents[1]
+FILES = 256
+IDLE = 600
+DEADLINE_S = 30.0
+
+
+class Capped:
+    """A ``serve`` process limited to FILES open files, its stderr in a file."""
+
+    def __init__(self, *flags: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._dir = tempfile.TemporaryDirectory(prefix="mirror-cap-")
+        self.log_path = Path(self._dir.name) / "stderr.log"
+        with self.log_path.open("wb") as sink:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "mirror_kit", "serve", "--port", str(self.port), *flags],
+                cwd=REPO,
+                stdout=subprocess.DEVNULL,
+                stderr=sink,
+                preexec_fn=_few_files,
+            )
+        deadline = time.monotonic() + DEADLINE_S
+        while True:
+            assert self.process.poll() is None, self.log
+            with contextlib.suppress(httpx.TransportError):
+                httpx.post(self.url + CONNECTION, json=connection_body(), timeout=5)
+                return
+            assert time.monotonic() < deadline, "the mirror did not start"
+            time.sleep(0.05)
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(DEADLINE_S)
+        self._dir.cleanup()
+
+
+def _few_files() -> None:
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (FILES, hard))
+
+
+@pytest.fixture
+def room() -> Iterator[None]:
+    """Room in this process for IDLE sockets and more."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < IDLE + 256:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(IDLE + 256, hard), hard))
+    assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] >= IDLE + 256, "raise `ulimit -n`"
+    yield
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def open_idle(port: int, count: int) -> list[socket.socket]:
+    sockets = []
+    for _ in range(count):
+        sock = socket.socket()
+        sock.settimeout(DEADLINE_S)
+        sock.connect(("127.0.0.1", port))  # the kernel completes it; the mirror may not accept
+        sockets.append(sock)
+    return sockets
+
+
+def test_idle_connections_past_the_cap_do_not_lock_clients_out(room: None) -> None:
+    mirror = Capped()
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(3):  # waves of idle connections, each well past what fits
+            sockets += open_idle(mirror.port, IDLE // 3)
+            started = time.monotonic()
+            with httpx.Client(base_url=mirror.url, timeout=DEADLINE_S) as http:
+                answer = http.post(METRIC, json=metrics_body(T0, T0 + HOUR, {"host": "a-host"}))
+            assert answer.status_code == 200
+            assert len(answer.json()["telemetry"]["points"]) == 360
+            assert time.monotonic() - started < DEADLINE_S / 2  # served, not timed out
+        time.sleep(0.5)
+        log = mirror.log
+        assert "connection cap of 192 reached" in log, log[-2000:]  # 256 - 64 kept
+        assert "max connections lowered from 1000 to 192" in log
+        assert "Traceback" not in log, log[-2000:]
+        assert len(log) < 4000, f"{len(log)} bytes of log:\n{log[-2000:]}"
+    finally:
+        for sock in sockets:
+            sock.close()
+        mirror.stop()
+
+
+def test_when_every_connection_is_busy_a_newcomer_gets_a_503() -> None:
+    mirror = Capped("--max-connections", "4", "--body-timeout", "20")
+    stalled = []
+    try:
+        head = (
+            f"POST {METRIC} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+            "Content-Length: 1000\r\n\r\n{"
+        ).encode()
+        for sock in open_idle(mirror.port, 4):
+            sock.sendall(head)  # a body that never completes: busy for the body timeout
+            stalled.append(sock)
+        time.sleep(0.5)
+        with httpx.Client(base_url=mirror.url, timeout=DEADLINE_S) as http:
+            answer = http.post(CONNECTION, json=connection_body())
+        assert answer.status_code == 503
+        assert answer.headers["X-MIRROR-API-KEY"] == "api_key"
+        body = json.loads(answer.content)
+        assert body["_type"] == "RemoteMirrorError" and "too many connections" in body["summary"]
+    finally:
+        for sock in stalled:
+            sock.close()
+        mirror.stop()
