@@ -10,8 +10,10 @@ a traceback: 127 MB in 12 s), and when every connection is busy a newcomer gets 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
+import logging
 import resource
 import socket
 import subprocess
@@ -25,6 +27,8 @@ import httpx
 import pytest
 from conftest import HOUR, T0, free_port
 from mirror_wire import CONNECTION, METRIC, connection_body, metrics_body
+
+from mirror_kit.server.lifecycle import AcceptErrors
 
 REPO = Path(__file__).resolve().parents[1]
 FILES = 256
@@ -140,3 +144,28 @@ def test_when_every_connection_is_busy_a_newcomer_gets_a_503() -> None:
         for sock in stalled:
             sock.close()
         mirror.stop()
+
+
+async def test_failed_accepts_are_logged_once_per_interval(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """asyncio reports each failed accept() through the loop's exception handler; a
+    thousand of them make one log line, and other reports still reach the old handler."""
+    loop = asyncio.get_running_loop()
+    seen: list[str] = []
+    loop.set_exception_handler(lambda _loop, context: seen.append(context["message"]))
+    errors = AcceptErrors(loop)
+    failure = OSError(24, "Too many open files")
+    with caplog.at_level(logging.WARNING, logger="mirror_kit.server"):
+        for _ in range(1000):
+            loop.call_exception_handler(
+                {"message": "socket.accept() out of system resource", "exception": failure}
+            )
+        loop.call_exception_handler({"message": "something else"})
+        errors.close()  # flushes what the interval held back
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2, lines  # the first at once, the other 999 at the flush
+    assert "1 failed accepts" in lines[0] and "999 failed accepts" in lines[1]
+    assert "Too many open files" in lines[1]
+    assert seen == ["something else"]
+    assert loop.get_exception_handler() is not errors  # restored
