@@ -26,6 +26,7 @@ from .server import (
     create_app,
     workers,
 )
+from .server.lifecycle import ACCEPT_BURST
 from .service import Limits
 from .sources import (
     CsvSource,
@@ -45,6 +46,24 @@ TIMEOUT_FLAGS = (
     ("--keepalive-timeout", "keepalive_timeout_s", "seconds an idle connection is kept"),
     ("--body-timeout", "body_timeout_s", "seconds a request body may take to arrive (408)"),
     ("--send-timeout", "send_timeout_s", "seconds an answer may take to be read (then aborted)"),
+)
+
+
+#: (flag, ServerSettings field, environment variable, help) of flags the environment sets.
+ENV_FLAGS = (
+    (
+        "--max-connections",
+        "max_connections",
+        "MIRROR_KIT_MAX_CONNECTIONS",
+        "open connections; past it the oldest idle ones are closed, or new ones get a 503 "
+        "(lowered to what ulimit -n allows)",
+    ),
+    (
+        "--stop-grace",
+        "stop_grace_s",
+        "MIRROR_KIT_STOP_GRACE",
+        "seconds requests in progress or queued get to be answered on SIGTERM/Ctrl-C",
+    ),
 )
 
 
@@ -102,20 +121,10 @@ def _parser() -> argparse.ArgumentParser:
     defaults = ServerSettings()
     for flag, field, meaning in TIMEOUT_FLAGS:
         serve.add_argument(flag, type=float, default=getattr(defaults, field), help=meaning)
-    serve.add_argument(
-        "--max-connections",
-        type=int,
-        default=int(os.environ.get("MIRROR_KIT_MAX_CONNECTIONS") or defaults.max_connections),
-        help="open connections; past it the oldest idle ones are closed, or new ones get "
-        "a 503 (lowered to what ulimit -n allows; env MIRROR_KIT_MAX_CONNECTIONS)",
-    )
-    serve.add_argument(
-        "--stop-grace",
-        type=float,
-        default=float(os.environ.get("MIRROR_KIT_STOP_GRACE") or defaults.stop_grace_s),
-        help="seconds requests in progress or queued get to be answered on SIGTERM/Ctrl-C "
-        "(env MIRROR_KIT_STOP_GRACE)",
-    )
+    for flag, field, variable, meaning in ENV_FLAGS:
+        kind = type(getattr(defaults, field))
+        default = kind(os.environ.get(variable) or getattr(defaults, field))
+        serve.add_argument(flag, type=kind, default=default, help=f"{meaning} (env {variable})")
     serve.add_argument(
         "--auth-secret",
         default=os.environ.get("MIRROR_KIT_AUTH_SECRET"),
@@ -224,7 +233,7 @@ async def _serve(app: web.Application, host: str, port: int, banner: str) -> Non
     # full passes, which otherwise add ~15 ms pauses to answers (bench/README.md).
     gc.freeze()
     try:
-        await web.TCPSite(runner, host, port, backlog=1024).start()
+        await web.TCPSite(runner, host, port, backlog=ACCEPT_BURST).start()
         print(banner, "\nPress Ctrl-C to stop.", sep="\n", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

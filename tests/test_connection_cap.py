@@ -11,22 +11,19 @@ a traceback: 127 MB in 12 s), and when every connection is busy a newcomer gets 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import resource
 import socket
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from conftest import HOUR, T0, free_port
+from conftest import HOUR, T0
 from mirror_wire import CONNECTION, METRIC, connection_body, metrics_body
+from serve_process import ServeProcess
 
 from mirror_kit.server.lifecycle import AcceptErrors
 
@@ -36,40 +33,9 @@ IDLE = 600
 DEADLINE_S = 30.0
 
 
-class Capped:
-    """A ``serve`` process limited to FILES open files, its stderr in a file."""
-
-    def __init__(self, *flags: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self._dir = tempfile.TemporaryDirectory(prefix="mirror-cap-")
-        self.log_path = Path(self._dir.name) / "stderr.log"
-        with self.log_path.open("wb") as sink:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "mirror_kit", "serve", "--port", str(self.port), *flags],
-                cwd=REPO,
-                stdout=subprocess.DEVNULL,
-                stderr=sink,
-                preexec_fn=_few_files,
-            )
-        deadline = time.monotonic() + DEADLINE_S
-        while True:
-            assert self.process.poll() is None, self.log
-            with contextlib.suppress(httpx.TransportError):
-                httpx.post(self.url + CONNECTION, json=connection_body(), timeout=5)
-                return
-            assert time.monotonic() < deadline, "the mirror did not start"
-            time.sleep(0.05)
-
-    @property
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(DEADLINE_S)
-        self._dir.cleanup()
+def capped(*flags: str) -> ServeProcess:
+    """A ``serve`` process limited to FILES open files."""
+    return ServeProcess(*flags, preexec_fn=_few_files)
 
 
 def _few_files() -> None:
@@ -99,7 +65,7 @@ def open_idle(port: int, count: int) -> list[socket.socket]:
 
 
 def test_idle_connections_past_the_cap_do_not_lock_clients_out(room: None) -> None:
-    mirror = Capped()
+    mirror = capped()
     sockets: list[socket.socket] = []
     try:
         for _ in range(3):  # waves of idle connections, each well past what fits
@@ -111,9 +77,9 @@ def test_idle_connections_past_the_cap_do_not_lock_clients_out(room: None) -> No
             assert len(answer.json()["telemetry"]["points"]) == 360
             assert time.monotonic() - started < DEADLINE_S / 2  # served, not timed out
         time.sleep(0.5)
-        log = mirror.log
-        assert "connection cap of 192 reached" in log, log[-2000:]  # 256 - 64 kept
-        assert "max connections lowered from 1000 to 192" in log
+        log = mirror.stop()
+        assert "connection cap of 64 reached" in log, log[-2000:]  # 256 - 64 - 128 kept
+        assert "max connections lowered from 1000 to 64" in log
         assert "Traceback" not in log, log[-2000:]
         assert len(log) < 4000, f"{len(log)} bytes of log:\n{log[-2000:]}"
     finally:
@@ -123,7 +89,7 @@ def test_idle_connections_past_the_cap_do_not_lock_clients_out(room: None) -> No
 
 
 def test_when_every_connection_is_busy_a_newcomer_gets_a_503() -> None:
-    mirror = Capped("--max-connections", "4", "--body-timeout", "20")
+    mirror = capped("--max-connections", "4", "--body-timeout", "20")
     stalled = []
     try:
         head = (

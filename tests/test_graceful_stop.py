@@ -16,41 +16,20 @@ import json
 import os
 import signal
 import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
-from conftest import DAY, T0, free_port
-from mirror_wire import CONNECTION, METRIC, connection_body, metrics_body
+from conftest import DAY, T0
+from mirror_wire import METRIC, metrics_body
+from serve_process import ServeProcess
 
 REPO = Path(__file__).resolve().parents[1]
 REQUESTS = 24
 DEADLINE_S = 60.0
 
 
-def start(*flags: str) -> tuple[subprocess.Popen[str], int]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mirror_kit", "serve", "--port", str(port), *flags],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "MIRROR_KIT_STOP_GRACE": "30"},
-    )
-    deadline = time.monotonic() + DEADLINE_S
-    while True:
-        assert process.poll() is None, process.communicate()
-        try:
-            answer = httpx.post(f"http://127.0.0.1:{port}{CONNECTION}", json=connection_body())
-            assert answer.status_code == 200
-            return process, port
-        except httpx.TransportError:
-            assert time.monotonic() < deadline, "the mirror did not start"
-            time.sleep(0.1)
+def start(*flags: str) -> ServeProcess:
+    return ServeProcess(*flags, env={**os.environ, "MIRROR_KIT_STOP_GRACE": "30"})
 
 
 def send_requests(port: int, count: int) -> list[socket.socket]:
@@ -93,24 +72,23 @@ def answer_of(sock: socket.socket) -> str:
 def test_requests_sent_before_the_signal_are_all_answered(
     flags: tuple[str, ...], signum: int
 ) -> None:
-    process, port = start(*flags)
+    served = start(*flags)
     try:
-        sockets = send_requests(port, REQUESTS)
-        process.send_signal(signum)
+        sockets = send_requests(served.port, REQUESTS)
+        served.process.send_signal(signum)
         answers = [answer_of(sock) for sock in sockets]
-        _, err = process.communicate(timeout=DEADLINE_S)
+        status = served.process.wait(DEADLINE_S)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+        log = served.stop()
     assert answers == ["200 50000"] * REQUESTS, answers
-    assert process.returncode == 0, err
-    assert "Traceback" not in err, err
+    assert status == 0, log
+    assert "Traceback" not in log, log
 
 
 def test_a_stopped_mirror_refuses_new_connections() -> None:
-    process, port = start()
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(DEADLINE_S) == 0
+    served = start()
+    served.process.send_signal(signal.SIGTERM)
+    assert served.process.wait(DEADLINE_S) == 0
+    served.stop()
     with pytest.raises(ConnectionRefusedError):
-        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        socket.create_connection(("127.0.0.1", served.port), timeout=5).close()

@@ -15,18 +15,16 @@ from __future__ import annotations
 import gc
 import json
 import socket
-import subprocess
-import sys
 import time
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import psutil
 import pytest
-from conftest import DAY, HOUR, T0, free_port
-from mirror_wire import CONNECTION, METRIC, connection_body, metrics_body
+from conftest import DAY, HOUR, T0
+from mirror_wire import CONNECTION, METRIC, metrics_body
+from serve_process import ServeProcess
 
 from mirror_kit.protocol import EqualityCondition, InSetValue, StringValue
 from mirror_kit.server.requestlog import SUMMARY_CHARS, RequestLog
@@ -131,46 +129,13 @@ def test_the_memo_drops_the_least_recently_used() -> None:
 RSS_BOUND = 120 * MiB
 
 
-class MirrorProcess:
-    """``python -m mirror_kit serve`` on a free port, its RSS read with psutil."""
-
-    def __init__(self, *flags: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "mirror_kit", "serve", "--port", str(self.port), *flags],
-            cwd=REPO,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        deadline = time.monotonic() + 20
-        while True:
-            assert self.process.poll() is None, self.process.communicate()[1]
-            try:
-                httpx.post(self.url + CONNECTION, json=connection_body(), timeout=5)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "the mirror did not start"
-                time.sleep(0.05)
-
-    @property
-    def rss(self) -> int:
-        return int(psutil.Process(self.process.pid).memory_info().rss)
-
-    def stop(self) -> bytes:
-        self.process.terminate()
-        return self.process.communicate(timeout=30)[1]
-
-
 @pytest.fixture
-def mirror_process() -> Iterator[MirrorProcess]:
-    served = MirrorProcess()
+def mirror_process() -> Iterator[ServeProcess]:
+    served = ServeProcess()
     try:
         yield served
     finally:
-        if served.process.poll() is None:
-            served.process.kill()
-            served.process.communicate(timeout=30)
+        served.stop()
 
 
 def big_details_body(index: int) -> bytes:
@@ -197,7 +162,7 @@ def post_all(url: str, path: str, bodies: Iterator[bytes]) -> None:
             assert answer.status_code == 200, answer.text[:300]
 
 
-def test_big_connection_details_leave_the_rss_bounded(mirror_process: MirrorProcess) -> None:
+def test_big_connection_details_leave_the_rss_bounded(mirror_process: ServeProcess) -> None:
     post_all(mirror_process.url, CONNECTION, (big_details_body(i) for i in range(10)))
     before = mirror_process.rss
     post_all(mirror_process.url, CONNECTION, (big_details_body(i) for i in range(200)))
@@ -205,7 +170,7 @@ def test_big_connection_details_leave_the_rss_bounded(mirror_process: MirrorProc
     assert grown < RSS_BOUND, f"RSS grew {grown / MiB:.0f} MiB over 200 big test connections"
 
 
-def test_unique_in_set_conditions_leave_the_rss_bounded(mirror_process: MirrorProcess) -> None:
+def test_unique_in_set_conditions_leave_the_rss_bounded(mirror_process: ServeProcess) -> None:
     post_all(mirror_process.url, METRIC, (unique_in_set_body(i) for i in range(5)))
     before = mirror_process.rss
     post_all(mirror_process.url, METRIC, (unique_in_set_body(i) for i in range(5, 45)))
@@ -217,7 +182,7 @@ def test_clients_that_never_read_leave_the_rss_bounded() -> None:
     """40 clients ask for a 30-day answer (259,200 points, ~9 MB: more than the socket
     buffers take) and never read it. The send timeout (60 s) has not passed, so only
     the budget of unsent answers bounds what they hold."""
-    served = MirrorProcess("--max-points", "2000000", "--max-answer-points", "300000")
+    served = ServeProcess("--max-points", "2000000", "--max-answer-points", "300000")
     body = json.dumps(metrics_body(T0, T0 + 30 * DAY, A_CPU)).encode()
     request = (
         f"POST {METRIC} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
@@ -240,4 +205,4 @@ def test_clients_that_never_read_leave_the_rss_bounded() -> None:
             sock.close()
         log = served.stop()
     assert grown < RSS_BOUND, f"RSS grew {grown / MiB:.0f} MiB with 40 unread answers"
-    assert b"answer(s) aborted" in log
+    assert "answer(s) aborted" in log

@@ -49,6 +49,10 @@ log = logging.getLogger("mirror_kit.server")
 
 #: File descriptors kept for everything but client connections (listeners, stores, logs).
 FD_RESERVE = 64
+#: Connections asyncio accepts in one go before any reaches the cap (the sites'
+#: ``backlog``: 128 here and in aiohttp's gunicorn worker); their descriptors are
+#: taken before the cap can close others, so the cap leaves room for them too.
+ACCEPT_BURST = 128
 #: At most this long is spent letting requests already sent be read before stopping.
 SETTLE_MAX_S = 1.0
 _ACCEPT_ERROR = "socket.accept() out of system resource"
@@ -131,16 +135,18 @@ def connection_cap(wanted: int) -> int:
     if resource is None:  # pragma: no cover - Windows
         return wanted
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft == resource.RLIM_INFINITY or wanted <= soft - FD_RESERVE:
+    room = soft - FD_RESERVE - ACCEPT_BURST
+    if soft == resource.RLIM_INFINITY or wanted <= room:
         return wanted
-    allowed = max(1, soft - FD_RESERVE)
+    allowed = max(1, room)
     log.warning(
         "max connections lowered from %d to %d: this process may open %d files "
-        "(ulimit -n) and keeps %d for itself",
+        "(ulimit -n) and keeps %d for itself and %d for a burst of accepts",
         wanted,
         allowed,
         soft,
         FD_RESERVE,
+        ACCEPT_BURST,
     )
     return allowed
 
