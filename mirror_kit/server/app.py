@@ -102,10 +102,21 @@ REQUEST_LOG = web.AppKey("request_log", RequestLog)
 
 
 class Connections:
-    """The connections answering a request right now: the ones the cap may not close."""
+    """What the connection cap must know: which connections are answering a request
+    now (never closed), and which have answered one (closed after those that never
+    did: a client's kept-alive connection outlives a flood of idle ones)."""
 
     def __init__(self) -> None:
-        self.busy: set[object] = set()
+        self.busy: set[Any] = set()
+        self.served: set[Any] = set()
+        self._prune_at = 1024
+
+    def mark_served(self, connection: Any) -> None:
+        served = self.served
+        served.add(connection)
+        if len(served) > self._prune_at:  # forget closed ones; amortised O(1)
+            served.intersection_update([c for c in served if c.transport is not None])
+            self._prune_at = max(1024, 2 * len(served))
 
 
 CONNECTIONS = web.AppKey("connections", Connections)
@@ -344,6 +355,7 @@ class _Guard:
     ) -> None:
         self.settings = settings
         self.request_log = request_log
+        self.connections = connections
         self.busy = connections.busy
         self.sends = SendBudget(settings.max_unsent_bytes)
 
@@ -355,7 +367,7 @@ class _Guard:
         secret taken out)."""
         api_key, secret = self.settings.api_key, self.settings.auth_secret
         send_timeout_s, record = self.settings.send_timeout_s, self.request_log.record
-        busy, sends = self.busy, self.sends
+        busy, sends, connections = self.busy, self.sends, self.connections
 
         async def guarded(request: web.Request) -> web.StreamResponse:
             connection = request.protocol
@@ -364,6 +376,7 @@ class _Guard:
                 return await answer(request)
             finally:
                 busy.discard(connection)
+                connections.mark_served(connection)
 
         async def answer(request: web.Request) -> web.StreamResponse:
             started = time.perf_counter()

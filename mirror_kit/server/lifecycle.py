@@ -4,7 +4,8 @@
 and each gunicorn worker start, serve and clean up the aiohttp way) that adds:
 
 * **a connection cap** (``max_connections``): a new connection past it first closes
-  the oldest *idle* connections (keep-alive, or a request never completed); if every
+  *idle* connections -- those that never completed a request first, then the
+  oldest kept alive after an answer; if every
   connection is busy answering, the newcomer gets a 503 protocol body at once. So
   idle connections cannot lock anybody out, and the process never runs out of file
   descriptors for its clients: the cap is lowered to what ``ulimit -n`` allows.
@@ -67,6 +68,7 @@ class ConnectionGate:
         self.server = server
         self.cap = cap
         self._busy = connections.busy
+        self._connections = connections
         self._refusal = _refusal_bytes(api_key)
         self._tally = Tally(self._describe, LOG_INTERVAL_S)
 
@@ -82,7 +84,10 @@ class ConnectionGate:
         over = len(open_now) - self.cap + 1
         if over <= 0:
             return self.server()
-        idle = [h for h in open_now if h not in self._busy][:over]  # oldest first
+        served = self._connections.served
+        idle = [h for h in open_now if h not in self._busy]  # oldest first
+        idle.sort(key=served.__contains__)  # stable: those that never asked go first
+        idle = idle[:over]
         for handler in idle:
             handler.force_close()
         if idle:
