@@ -67,7 +67,6 @@ class ConnectionGate:
     ) -> None:
         self.server = server
         self.cap = cap
-        self._busy = connections.busy
         self._connections = connections
         self._refusal = _refusal_bytes(api_key)
         self._tally = Tally(self._describe, LOG_INTERVAL_S)
@@ -84,8 +83,8 @@ class ConnectionGate:
         over = len(open_now) - self.cap + 1
         if over <= 0:
             return self.server()
-        served = self._connections.served
-        idle = [h for h in open_now if h not in self._busy]  # oldest first
+        busy, served = self._connections.busy, self._connections.served
+        idle = [h for h in open_now if h not in busy]  # oldest first
         idle.sort(key=served.__contains__)  # stable: those that never asked go first
         idle = idle[:over]
         for handler in idle:
