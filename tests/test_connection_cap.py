@@ -11,6 +11,7 @@ a traceback: 127 MB in 12 s), and when every connection is busy a newcomer gets 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import resource
@@ -64,10 +65,21 @@ def open_idle(port: int, count: int) -> list[socket.socket]:
     return sockets
 
 
+def client_port(answer: httpx.Response) -> int:
+    """The local port of the connection an answer came on."""
+    return int(answer.extensions["network_stream"].get_extra_info("client_addr")[1])
+
+
 def test_idle_connections_past_the_cap_do_not_lock_clients_out(room: None) -> None:
     mirror = capped()
     sockets: list[socket.socket] = []
+    stack = contextlib.ExitStack()
     try:
+        # a client with a kept-alive connection, as StackState's pool keeps one
+        pooled = stack.enter_context(httpx.Client(base_url=mirror.url, timeout=DEADLINE_S))
+        first = pooled.post(CONNECTION, json=connection_body())
+        assert first.status_code == 200
+        pooled_port = client_port(first)
         for _ in range(3):  # waves of idle connections, each well past what fits
             sockets += open_idle(mirror.port, IDLE // 3)
             started = time.monotonic()
@@ -76,6 +88,9 @@ def test_idle_connections_past_the_cap_do_not_lock_clients_out(room: None) -> No
             assert answer.status_code == 200
             assert len(answer.json()["telemetry"]["points"]) == 360
             assert time.monotonic() - started < DEADLINE_S / 2  # served, not timed out
+            # its pooled connection was not the one closed: the silent ones went first
+            again = pooled.post(CONNECTION, json=connection_body())
+            assert again.status_code == 200 and client_port(again) == pooled_port
         time.sleep(0.5)
         log = mirror.stop()
         assert "connection cap of 64 reached" in log, log[-2000:]  # 256 - 64 - 128 kept
@@ -83,6 +98,7 @@ def test_idle_connections_past_the_cap_do_not_lock_clients_out(room: None) -> No
         assert "Traceback" not in log, log[-2000:]
         assert len(log) < 4000, f"{len(log)} bytes of log:\n{log[-2000:]}"
     finally:
+        stack.close()
         for sock in sockets:
             sock.close()
         mirror.stop()
