@@ -67,7 +67,8 @@ def main() -> int:
             f"backfilled {len(stamps):,} samples and started Prometheus "
             f"in {time.perf_counter() - began:.1f} s"
         )
-        router = RoutingSource(synthetic, {"prometheus": PrometheusSource.from_details})
+        prometheus_store = PrometheusSource(prometheus.url)
+        router = RoutingSource({"synthetic": synthetic, "prometheus": prometheus_store})
         details = {"source": "prometheus", "url": prometheus.url, "step": "10s"}
         query = {"start": start, "end": end, "method": "PERCENTILE_99", "bucket_ms": HOUR_MS}
         try:

@@ -2,8 +2,11 @@
 
 Windows are fixed and epoch-aligned: a point at ``t`` falls in the bucket starting at
 ``floor(t / size) * size`` and ending ``size`` ms later, whatever the query's
-``startTime``. Only buckets holding at least one point produce a value (an empty
-window gives no point, for every method, as a store with no samples there would).
+``startTime``. ``aggregate`` gives the buckets holding at least one point;
+``zero_fill`` then gives ``SUM`` and ``EVENT_COUNT`` a 0 for every empty window of
+the answered range (StackState 4.3+: the ``_NO_ZEROS`` variants are the ones where
+"missing values from a data source won't be filled with zeros"). Every other
+method, and both ``_NO_ZEROS`` variants, give no point for an empty window.
 
 Percentiles use numpy's default definition ("linear", Hyndman & Fan type 7): for
 the sorted values ``x[0..n-1]`` of a bucket, ``h = (n - 1) * p / 100`` and the
@@ -41,12 +44,31 @@ def aggregate(
     return Buckets(ids[first] * bucket_ms, _reduce(values, first, counts, method))
 
 
+def zero_fill(buckets: Buckets, first: int, end: int, bucket_ms: int, most: int) -> Buckets:
+    """Every window starting in ``[first, end)`` (``first`` aligned), the empty ones 0.
+
+    At most ``most`` windows are made (the answer cap), so a year of 1 ms buckets
+    costs no more than the answer can carry; the caller marks such an answer partial.
+    """
+    count = max(0, min(-(-(end - first) // bucket_ms), most))
+    starts = first + bucket_ms * np.arange(count, dtype=np.int64)
+    values = np.zeros(count, dtype=np.float64)
+    index = (buckets.starts - first) // bucket_ms
+    inside = (index >= 0) & (index < count)
+    values[index[inside]] = buckets.values[inside]
+    return Buckets(starts, values)
+
+
+_SUMS = (AggregationMethod.SUM, AggregationMethod.SUM_NO_ZEROS)
+_COUNTS = (AggregationMethod.EVENT_COUNT, AggregationMethod.EVENT_COUNT_NO_ZEROS)
+
+
 def _reduce(
     values: np.ndarray, first: np.ndarray, counts: np.ndarray, method: AggregationMethod
 ) -> np.ndarray:
-    if method is AggregationMethod.EVENT_COUNT:
+    if method in _COUNTS:
         return counts.astype(np.float64)
-    if method is AggregationMethod.SUM:
+    if method in _SUMS:
         return np.add.reduceat(values, first)
     if method is AggregationMethod.MEAN:
         return np.add.reduceat(values, first) / counts

@@ -28,15 +28,8 @@ from .server import (
 )
 from .server.lifecycle import ACCEPT_BURST
 from .service import Limits
-from .sources import (
-    CsvSource,
-    PrometheusSource,
-    RoutingSource,
-    SyntheticSource,
-    TelemetrySource,
-    csv_factory,
-)
-from .sources.routing import SourceFactory
+from .sources import StoreConfig
+from .sources.stores import STORE_SETTINGS
 
 ALL_INTERFACES = "0.0.0.0"
 
@@ -139,22 +132,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     stores = serve.add_argument_group(
         "stores",
-        "What {} in StackState's form serves; connection details "
-        '{"source": "prometheus", "url": "http://..."} pick Prometheus per request.',
+        "The stores this mirror may reach: only these, whatever a request's connection "
+        'details say. {} selects the default; {"source": "NAME"} or a store\'s "url" '
+        "selects another (docs/sources.md).",
     )
-    stores.add_argument(
-        "--source",
-        choices=("synthetic", "prometheus", "csv"),
-        default="synthetic",
-        help="the store served when connection details name none (synthetic)",
-    )
-    stores.add_argument("--prometheus-url", help="Prometheus base URL for --source prometheus")
-    stores.add_argument("--csv", metavar="FILE", help="CSV file for --source csv")
-    stores.add_argument(
-        "--csv-dir",
-        metavar="DIR",
-        help='serve CSV files of DIR chosen by {"source": "csv", "file": "NAME.csv"}',
-    )
+    for setting in STORE_SETTINGS:
+        stores.add_argument(
+            setting.flag,
+            dest=setting.dest,
+            metavar=setting.metavar,
+            default=os.environ.get(setting.env) or None,
+            help=f"{setting.help} (env {setting.env})",
+        )
     check = commands.add_parser(
         "check", help="check any mirror as StackState would (exit 0 when nothing FAILs)"
     )
@@ -178,7 +167,8 @@ def serve(args: argparse.Namespace) -> int:
             max_connections=args.max_connections,
             stop_grace_s=args.stop_grace,
         )
-        source = _source(args)
+        stores = _store_config(args)
+        source = stores.build()
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -190,7 +180,7 @@ def serve(args: argparse.Namespace) -> int:
             port=args.port,
             workers=args.workers,
             banner=banner,
-            source_factory=lambda: _source(args),
+            source_factory=stores.build,
         )
     try:
         asyncio.run(_serve(create_app(source, settings), host, args.port, banner))
@@ -206,23 +196,9 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _source(args: argparse.Namespace) -> TelemetrySource:
-    """The default store from the flags, routed per request by connection details."""
-    default: TelemetrySource
-    if args.source == "prometheus":
-        if not args.prometheus_url:
-            raise ValueError("--source prometheus needs --prometheus-url URL")
-        default = PrometheusSource(args.prometheus_url)
-    elif args.source == "csv":
-        if not args.csv:
-            raise ValueError("--source csv needs --csv FILE")
-        default = CsvSource(args.csv)
-    else:
-        default = SyntheticSource()
-    factories: dict[str, SourceFactory] = {"prometheus": PrometheusSource.from_details}
-    if args.csv_dir:
-        factories["csv"] = csv_factory(args.csv_dir)
-    return RoutingSource(default, factories, default_name=args.source)
+def _store_config(args: argparse.Namespace) -> StoreConfig:
+    """The stores the flags (and the environment, their defaults) declare."""
+    return StoreConfig.from_settings({s.dest: getattr(args, s.dest) for s in STORE_SETTINGS})
 
 
 async def _serve(app: web.Application, host: str, port: int, banner: str) -> None:

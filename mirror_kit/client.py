@@ -237,7 +237,10 @@ def read_answer(request: Any, answer: httpx.Response, api_key: str | None) -> An
         ) from None
     if answer.is_success:
         try:
-            return _RESPONSE_TYPES[type(request)].from_json(body)
+            response = _RESPONSE_TYPES[type(request)].from_json(body)
+            if isinstance(request, FieldValuesRequest):  # strings on the wire, typed here
+                return response.typed(request.query.field.field_type)
+            return response
         except MirrorError as error:
             raise MirrorClientError(f"{request.path} answered a malformed body: {error}") from None
     if isinstance(body, dict) and isinstance(body.get("_type"), str):

@@ -332,7 +332,6 @@ def _error_example(cls: type) -> dict[str, Any]:
 
 def _response_schemas() -> dict[str, Schema]:
     boolean = {"type": "boolean"}
-    scalar = {"type": ["string", "number", "boolean"]}
     return {
         FieldDescriptor.type_name: _response_object(
             FieldDescriptor.type_name,
@@ -344,7 +343,9 @@ def _response_schemas() -> dict[str, Schema]:
             "A field: its name, type, and whether its values need care when shown.",
         ),
         CompleteValue.type_name: _response_object(
-            CompleteValue.type_name, {"value": scalar}, (CompleteValue.__doc__ or "").strip()
+            CompleteValue.type_name,
+            {"value": {"type": "string"}},
+            (CompleteValue.__doc__ or "").strip(),
         ),
         FieldValuePattern.type_name: _response_object(
             FieldValuePattern.type_name,

@@ -4,18 +4,19 @@ This is the mirror's logic with HTTP taken away: ``answer(request, source, limit
 maps each of the four typed requests to its typed response, the same for every
 source. Keeping it here means a source only lists fields and yields raw points,
 and every source gets ``limit``/``offset``/``isPartial``, the cap on work per
-request and all twelve aggregation methods for free.
+request and all fourteen aggregation methods for free.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import Enum
 from typing import TypeVar
 
 import numpy as np
 
-from .aggregation import aggregate
+from .aggregation import Buckets, aggregate, zero_fill
 from .protocol import (
     AggregatedMetricTelemetry,
     FieldNamesRequest,
@@ -70,6 +71,7 @@ async def answer(request: MirrorRequest, source: TelemetrySource, limits: Limits
     details = request.connection_details
     if isinstance(request, TestConnectionRequest):
         try:
+            EdgeBuckets.from_details(details)  # a bad option shows at Test Connection
             await source.test_connection(details)
         except MirrorError as error:
             return TestConnectionResponse(error)
@@ -93,58 +95,103 @@ def _page(items: Sequence[T], offset: int, limit: int | None) -> tuple[Sequence[
     return items[offset:end], end < len(items)
 
 
+class EdgeBuckets(str, Enum):
+    """Which windows an aggregated answer holds (connection details ``edgeBuckets``).
+
+    StackState re-queries live streams every minute or more with a range ending
+    "now": a window cut by ``endTime`` (or by ``startTime``) holds part of its points
+    and changes value from poll to poll. ``COMPLETE`` (the default, as the production
+    Prometheus mirror does) answers only windows that lie wholly inside
+    ``[startTime, endTime)``: the first is the first epoch-aligned window starting at
+    or after ``startTime``, the last ends at or before ``endTime``. ``PARTIAL`` also
+    answers the two cut windows, computed from the points inside the range.
+    """
+
+    COMPLETE = "complete"
+    PARTIAL = "partial"
+
+    @classmethod
+    def from_details(cls, details: ConnectionDetails) -> EdgeBuckets:
+        raw = details.get(EDGE_BUCKETS_KEY, cls.COMPLETE.value)
+        try:
+            return cls(raw)
+        except ValueError:
+            raise RemoteMirrorError(
+                "Invalid connection details",
+                f'"{EDGE_BUCKETS_KEY}" must be "complete" or "partial", not {raw!r:.60}',
+            ) from None
+
+    def windows(self, start: int, end: int, size: int) -> tuple[int, int]:
+        """``(first, stop)``: the answered windows start in ``[first, stop)``."""
+        if self is EdgeBuckets.COMPLETE:
+            return -(-start // size) * size, (end // size) * size - size + 1
+        return (start // size) * size, end
+
+
+#: The connection-details key of the edge-bucket policy.
+EDGE_BUCKETS_KEY = "edgeBuckets"
+
+
 async def _metrics(
     q: MetricsQuery, source: TelemetrySource, limits: Limits, details: ConnectionDetails
 ) -> RawMetricTelemetry | AggregatedMetricTelemetry:
+    """Raw or aggregated telemetry, always in time order and cut at the newest end.
+
+    ``latestFirst`` is ignored on metric queries: StackState continues a cut answer
+    from its last timestamp, which only works when answers are in time order and
+    cut at the end (MIRROR_API.md, Get Metric Values).
+    """
+    end = max(q.end_time, q.start_time)  # an inverted range is an empty one
     if q.aggregation is None:
-        points = await _fetch(q, source, limits.answer_cap(q.limit), details)
-        return _raw(points, q.latest_first)
-    points = await _fetch(q, source, limits.max_points, details)
-    return _aggregated(q, points, limits.answer_cap(q.limit))
+        points = await _fetch(q, q.start_time, end, source, limits.answer_cap(q.limit), details)
+        return RawMetricTelemetry(points.values, points.timestamps, is_partial=points.truncated)
+    size = q.aggregation.bucket_size_millis
+    first, stop = EdgeBuckets.from_details(details).windows(q.start_time, end, size)
+    # Points of the answered windows only, and never outside the range.
+    lo, hi = max(q.start_time, first), min(end, max(first, stop - 1 + size))
+    points = await _fetch(q, lo, max(lo, hi), source, limits.max_points, details)
+    return _aggregated(q, points, first, stop, limits.answer_cap(q.limit))
 
 
 async def _fetch(
-    q: MetricsQuery, source: TelemetrySource, budget: int, details: ConnectionDetails
+    q: MetricsQuery,
+    start: int,
+    end: int,
+    source: TelemetrySource,
+    budget: int,
+    details: ConnectionDetails,
 ) -> Points:
-    """Raw points for the query's range, non-finite values dropped (JSON has no NaN)."""
-    end = max(q.end_time, q.start_time)  # an inverted range is an empty one
-    window = PointWindow(q.start_time, end, budget, q.latest_first)
-    points = await source.points(q, window, details)
+    """Raw points in ``[start, end)``, non-finite values dropped (JSON has no NaN)."""
+    points = await source.points(q, PointWindow(start, end, budget), details)
     finite = np.isfinite(points.values)
     if finite.all():
         return points
     return Points(points.timestamps[finite], points.values[finite], points.truncated)
 
 
-def _raw(points: Points, latest_first: bool) -> RawMetricTelemetry:
-    step = -1 if latest_first else 1
-    return RawMetricTelemetry(
-        points.values[::step], points.timestamps[::step], is_partial=points.truncated
-    )
-
-
-def _aggregated(q: MetricsQuery, points: Points, cap: int) -> AggregatedMetricTelemetry:
+def _aggregated(
+    q: MetricsQuery, points: Points, first: int, stop: int, cap: int
+) -> AggregatedMetricTelemetry:
+    """The windows starting in ``[first, stop)``: whole windows only, at most ``cap``."""
     assert q.aggregation is not None
-    size = q.aggregation.bucket_size_millis
-    buckets = aggregate(points.timestamps, points.values, size, q.aggregation.method)
-    starts, values = buckets.starts, buckets.values
+    size, method = q.aggregation.bucket_size_millis, q.aggregation.method
+    buckets = aggregate(points.timestamps, points.values, size, method)
     partial = points.truncated
     if partial:
-        # The cap cut the points inside the bucket at the cut's side: drop that
-        # bucket so every value served is of a whole window; a continuation
-        # query from the last start re-reads it whole.
-        keep = slice(1, None) if q.latest_first else slice(None, -1)
-        starts, values = starts[keep], values[keep]
-        if len(starts) == 0:
+        # The work cap cut the points inside the newest bucket: drop that bucket so
+        # every value served is of a whole window; a continuation query from the
+        # last start re-reads it whole.
+        if len(buckets) <= 1:
             raise RemoteMirrorError(
                 "Bucket too large",
                 f"one bucket of {size} ms holds more points than this mirror computes per "
                 "request (max_points); ask for smaller buckets or raise the cap",
             )
+        stop = int(buckets.starts[-1])
+        buckets = Buckets(buckets.starts[:-1], buckets.values[:-1])
+    if method.zero_filled:
+        buckets = zero_fill(buckets, first, stop, size, cap + 1)  # one more: is it cut?
+    starts, values = buckets.starts, buckets.values
     if len(starts) > cap:
-        keep = slice(len(starts) - cap, None) if q.latest_first else slice(0, cap)
-        starts, values, partial = starts[keep], values[keep], True
-    step = -1 if q.latest_first else 1
-    return AggregatedMetricTelemetry(
-        values[::step], starts[::step], starts[::step] + size, is_partial=partial
-    )
+        starts, values, partial = starts[:cap], values[:cap], True
+    return AggregatedMetricTelemetry(values, starts, starts + size, is_partial=partial)

@@ -16,7 +16,7 @@ import random
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, ClassVar
 
 from aiohttp import web
 
@@ -224,7 +224,8 @@ class UntypedRawResponse(Mirror):
 
 class NaNValue(Mirror):
     def edit_answer(self, path: str, request: Json, answer: Json) -> Json:
-        points = answer["telemetry"]["points"] if _raw_metric(path, request) else []
+        raw = _raw_metric(path, request) and not _paging(request)
+        points = answer["telemetry"]["points"] if raw else []
         if points:
             points[0][0] = math.nan
         return answer
@@ -244,6 +245,79 @@ class RejectsPercentile98(Mirror):
         aggregation = _query(body).get("aggregation") or {}
         if aggregation.get("method") == "PERCENTILE_98":
             raise RemoteMirrorError("Unsupported aggregation", "PERCENTILE_98")
+        return body
+
+
+# metrics.values.*, metrics.edge-buckets
+
+
+def _method(body: Json) -> str | None:
+    return (_query(body).get("aggregation") or {}).get("method")
+
+
+class InstantSampleAggregates(Mirror):
+    """Every method answers the raw sample at the window's start (the aws peer's defect)."""
+
+    def edit_answer(self, path: str, request: Json, answer: Json) -> Json:
+        if _aggregated_metric(path, request):
+            query = dict(_query(request))
+            query.pop("aggregation")
+            raw = self.source_points(query)
+            for point in answer["telemetry"]["points"]:
+                point[0] = raw.get(point[1], point[0])
+        return answer
+
+    def source_points(self, query: Json) -> dict[int, float]:
+        from mirror_kit.protocol import MetricsQuery
+        from mirror_kit.sources import PointWindow
+
+        q = MetricsQuery.from_json(query)
+        window = PointWindow(q.start_time, q.end_time, 1_000_000)
+        series = self.source.catalog.select(q.conditions)[0]
+        points = self.source.series_points(series, window)
+        return dict(zip(points.timestamps.tolist(), points.values.tolist(), strict=True))
+
+
+class LateBuckets(Mirror):
+    """Each window's value is labelled with the next window's times."""
+
+    def edit_answer(self, path: str, request: Json, answer: Json) -> Json:
+        if _aggregated_metric(path, request):
+            size = _query(request)["aggregation"]["bucketSizeMillis"]
+            points = answer["telemetry"]["points"]
+            answer["telemetry"]["points"] = [[v, s + size, e + size] for v, s, e in points[:-1]]
+        return answer
+
+
+class SwappedQuartiles(Mirror):
+    """PERCENTILE_25 and PERCENTILE_75 answer each other's value."""
+
+    SWAP: ClassVar[dict[str, str]] = {
+        "PERCENTILE_25": "PERCENTILE_75",
+        "PERCENTILE_75": "PERCENTILE_25",
+    }
+
+    def edit_request(self, path: str, body: Json) -> Json:
+        method = _method(body)
+        if method in self.SWAP:
+            _query(body)["aggregation"]["method"] = self.SWAP[method]
+        return body
+
+
+class CountsOneMore(Mirror):
+    def edit_answer(self, path: str, request: Json, answer: Json) -> Json:
+        if _aggregated_metric(path, request) and _method(request) == "EVENT_COUNT":
+            for point in answer["telemetry"]["points"]:
+                point[0] += 1
+        return answer
+
+
+class PartialLastWindow(Mirror):
+    """Emits the windows cut by startTime and endTime (WARN only: a quality note)."""
+
+    def edit_request(self, path: str, body: Json) -> Json:
+        if _aggregated_metric(path, body):
+            body["connectionDetails"] = {"edgeBuckets": "partial"}
         return body
 
 
@@ -420,7 +494,7 @@ class AnswersJsonOddities(Mirror):
         return self.ODDITIES[self.calls % len(self.ODDITIES)]
 
 
-#: (mirror class, the one check it must make FAIL).
+#: (mirror class, the one check it must make FAIL under --profile strict).
 BROKEN: list[tuple[type[Mirror], str]] = [
     (Hangs, "reachability"),
     (DropsConnections, "reachability"),
@@ -451,6 +525,17 @@ BROKEN: list[tuple[type[Mirror], str]] = [
     (DropsOnBadJson, "bad-input.malformed-json"),
     (HtmlOnBadJson, "bad-input.malformed-json"),
     (CrashesWithoutQuery, "bad-input.missing-query"),
+    (SwappedQuartiles, "metrics.values.order"),
+    (CountsOneMore, "metrics.values.count-sum"),
+]
+
+#: Mirrors broken in one way that more than one check sees (all must FAIL, strict).
+BROKEN_SEVERAL: list[tuple[type[Mirror], tuple[str, ...]]] = [
+    (
+        InstantSampleAggregates,
+        ("metrics.values.extremes", "metrics.values.order", "metrics.values.count-sum"),
+    ),
+    (LateBuckets, ("metrics.values.extremes", "metrics.values.count-sum")),
 ]
 
 

@@ -35,6 +35,8 @@ AGGREGATION_METHODS = (
     "MIN",
     "SUM",
     "EVENT_COUNT",
+    "SUM_NO_ZEROS",
+    "EVENT_COUNT_NO_ZEROS",
 )
 
 Json = dict[str, Any]
@@ -120,6 +122,7 @@ def metrics_body(
     bucket_ms: int | None = None,
     limit: int | None = STACKSTATE_LIMIT,
     latest_first: bool = False,
+    details: Json | None = None,
 ) -> Json:
     """A Get Metric Values body; aggregated when ``method`` is given."""
     query: Json = {
@@ -137,7 +140,7 @@ def metrics_body(
             "bucketSizeMillis": bucket_ms,
             "_type": "Aggregation",
         }
-    return {"_type": "MetricsRequest", "connectionDetails": {}, "query": query}
+    return {"_type": "MetricsRequest", "connectionDetails": details or {}, "query": query}
 
 
 def strip_types(body: Any) -> Any:

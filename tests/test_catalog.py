@@ -123,22 +123,23 @@ async def test_several_series_left_serves_first_in_catalog_order(
 async def test_nothing_selected_is_metric_not_found(
     api: TestClient, where: dict[str, Any], named: str
 ) -> None:
-    for path, body in [
-        (METRIC, metrics_body(START, END, where)),
-        (FIELD_NAMES, field_names_body(START, END, where)),
-    ]:
-        status, answer = await post(api, path, body)
-        assert status == 404, answer
-        assert_error(answer, "MetricNotFoundError")
-        assert named in answer["metric"]
-        for key in where:
-            assert key in answer["metric"], "the conditions are named"
+    """A metric query for nothing is 404; field names and values of nothing are empty lists."""
+    status, answer = await post(api, METRIC, metrics_body(START, END, where))
+    assert status == 404, answer
+    assert_error(answer, "MetricNotFoundError")
+    assert named in answer["metric"]
+    for key in where:
+        assert key in answer["metric"], "the conditions are named"
+    status, names = await post(api, FIELD_NAMES, field_names_body(START, END, where))
+    assert (status, names["fields"], names["isPartial"]) == (200, [], False)
+    values = await field_values(api, "region", where=where)
+    assert values["values"] == [] and values["isPartial"] is False
 
 
 @pytest.mark.parametrize(
     "where",
-    [{"host": 4.0}, {"cores": "4"}, {"production": "true"}, {"host": True}, {"cores": False}],
-    ids=["double-on-string", "string-on-number", "string-on-boolean", "bool-on-string", "b-on-n"],
+    [{"host": 4.0}, {"host": True}, {"cores": False}],
+    ids=["double-on-string", "bool-on-string", "b-on-n"],
 )
 async def test_type_mismatch_is_unsupported_field_type(
     api: TestClient, where: dict[str, Any]
@@ -149,16 +150,39 @@ async def test_type_mismatch_is_unsupported_field_type(
     assert body["mirrorType"] in ("STRING", "NUMBER", "BOOLEAN")
 
 
-async def test_metric_field_selects_the_metric(api: TestClient) -> None:
-    body = metrics_body(START, END, {"host": "b-host"})
-    body["query"]["metricField"] = "mem.used"
+@pytest.mark.parametrize(
+    "metric_field", ["double", "rawValue", "value", "", "cores", "mem.used", "no.such.metric"]
+)
+async def test_metric_field_is_accepted_and_selects_nothing(
+    api: TestClient, metric_field: str
+) -> None:
+    """Synthetic series have one value each: metricField (what StackState sends on every
+    query, sometimes a condition key) is "the source field for metric values", not a name."""
+    where = {"host": "b-host", "metric": "cpu.user", "cores": 8.0}
+    body = metrics_body(START, END, where)
+    body["query"]["metricField"] = metric_field
     status, answer = await post(api, METRIC, body)
-    assert status == 200
-    assert answer == await series_answer(api, {"host": "b-host", "metric": "mem.used"})
-    body["query"]["metricField"] = "no.such.metric"
-    status, answer = await post(api, METRIC, body)
-    assert status == 404
-    assert_error(answer, "MetricNotFoundError")
+    assert status == 200, answer
+    assert answer == await series_answer(api, where)
+
+
+@pytest.mark.parametrize(
+    ("where", "matches"),
+    [
+        ({"cores": "4"}, True),
+        ({"cores": "4.0"}, True),
+        ({"cores": "5"}, False),
+        ({"production": "true"}, True),
+        ({"production": "yes"}, False),
+        ({"cores": ["4.0", "x"]}, True),
+    ],
+)
+async def test_string_values_match_numbers_and_booleans_by_text(
+    api: TestClient, where: dict[str, Any], matches: bool
+) -> None:
+    """StackState's templates carry condition values as strings; CompleteValues are strings."""
+    status, answer = await post(api, METRIC, metrics_body(START, END, {"host": "a-host", **where}))
+    assert status == (200 if matches else 404), answer
 
 
 # --- field names ---------------------------------------------------------------------
@@ -226,9 +250,9 @@ async def test_field_values_of_each_type(api: TestClient) -> None:
     assert option_values(hosts) == [("CompleteValue", f"{h}-host") for h in "abc"]
     for number in ("NUMBER", "DOUBLE"):
         cores = await field_values(api, "cores", field_type=number)
-        assert option_values(cores) == [("CompleteValue", v) for v in (2.0, 4.0, 8.0)]
+        assert option_values(cores) == [("CompleteValue", v) for v in ("2", "4", "8")]
     production = await field_values(api, "production", field_type="BOOLEAN")
-    assert option_values(production) == [("CompleteValue", False), ("CompleteValue", True)]
+    assert option_values(production) == [("CompleteValue", "false"), ("CompleteValue", "true")]
 
 
 async def test_field_value_patterns_refine_to_complete_values(api: TestClient) -> None:
@@ -293,10 +317,10 @@ async def test_field_values_offset_limit_and_partial(api: TestClient) -> None:
 def test_selection_is_remembered_per_condition_set_and_errors_are_not() -> None:
     catalog = SyntheticSource().catalog
     a_host = (EqualityCondition("host", StringValue("a-host")),)
-    cpu = catalog.select(a_host, "cpu.user")
-    assert [s.labels["metric"] for s in cpu] == ["cpu.user"]
-    assert catalog.select(list(a_host), "cpu.user") == cpu  # a list is the same set
-    assert [s.labels["metric"] for s in catalog.select(a_host, "mem.used")] == ["mem.used"]
+    cpu = catalog.select(a_host)
+    assert [s.labels["metric"] for s in cpu][:2] == ["cpu.user", "cpu.system"]
+    assert catalog.select(list(a_host)) == cpu  # a list is the same set
+    assert catalog.select(a_host, "double") == cpu
     nowhere = (EqualityCondition("host", StringValue("no-such-host")),)
     for _ in range(2):  # raised every time, never remembered as an answer
         with pytest.raises(MetricNotFoundError):

@@ -492,3 +492,119 @@ def test_schemathesis(case: Any, served_url: str) -> None:
     """
     STATS["schemathesis requests"] += 1
     case.call_and_validate(base_url=served_url, excluded_checks=[positive_data_acceptance])
+
+
+# --- the Prometheus and CSV routes: connection details against configured stores ----
+# (tests/misbehaving_store.py serves Prometheus-like stores that answer well or badly)
+
+STORE_MODES = ("ok", "ok-gzip", "several-series", "ragged", "deep", "bomb", "labels-not-strings")
+
+
+@pytest.fixture(scope="module")
+def store_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Target, Any, str]]:
+    """A mirror with Prometheus stores (one per mode) and a CSV directory store."""
+    from misbehaving_store import misbehaving_store
+
+    from mirror_kit.sources import CsvStore, PrometheusSource, RoutingSource, SyntheticSource
+    from mirror_kit.sources.tabular import sample_csv_path
+
+    directory = tmp_path_factory.mktemp("csv")
+    (directory / "sample.csv").write_bytes(sample_csv_path().read_bytes())
+    (directory / "broken.csv").write_text("timestamp,host,v\n1,a\n")
+    limits = Limits(max_points=20_000, max_answer_points=2_000)
+    with misbehaving_store() as store:
+        stores: dict[str, Any] = {
+            mode: PrometheusSource(store.url(mode), timeout_s=5.0) for mode in STORE_MODES
+        }
+        stores["synthetic"] = SyntheticSource()
+        stores["csv"] = CsvStore(directory=directory)
+        with (
+            start_mirror(
+                RoutingSource(stores), port=0, settings=ServerSettings(limits=limits)
+            ) as mirror,
+            httpx.Client(base_url=mirror.url, timeout=30.0) as http,
+        ):
+            yield Target(mirror, http), store, str(directory)
+
+
+@st.composite
+def store_details(draw: st.DrawFn, store_url: Any) -> Json:
+    """Connection details as forms for this kit and for other mirrors write them."""
+    details: Json = {}
+    keys = draw(st.sets(st.sampled_from(
+        ["source", "url", "host", "port", "file", "timeColumn", "labelColumns", "step",
+         "nanInterpretation", "headers", "nonce", "requestTimeout", "basicAuth"]
+    ), max_size=5))  # fmt: skip
+    loopback_urls = st.sampled_from(STORE_MODES).map(store_url) | st.sampled_from(
+        ["http://127.0.0.1:1/", "http://127.0.0.1:99999", "ftp://127.0.0.1", "http://x.invalid"]
+    )
+    values: dict[str, st.SearchStrategy[Any]] = {
+        "source": st.sampled_from([*STORE_MODES, "csv", "synthetic", "prometheus"]) | json_values,
+        "url": loopback_urls | json_values,
+        "host": st.sampled_from(["127.0.0.1", "localhost", "a/b"]) | json_values,
+        "port": st.integers(-1, 70_000) | json_values,
+        "file": st.sampled_from(["sample.csv", "broken.csv", "../x.csv", "/etc/passwd", ""])
+        | json_values,
+        "timeColumn": st.sampled_from(["timestamp", "host", "nope"]) | json_values,
+        "labelColumns": st.lists(st.sampled_from(["host", "region", "cpu.user"])) | json_values,
+        "step": st.sampled_from(["1m", "10s", 0, -5, "ten"]) | json_values,
+        "nanInterpretation": st.sampled_from(["ZERO", "DROP", "x"]) | json_values,
+        "headers": st.dictionaries(st.sampled_from(["X-A", "Host"]), st.text(max_size=5))
+        | json_values,
+        "nonce": json_values,
+        "requestTimeout": st.integers(-5, 20_000) | json_values,
+        "basicAuth": json_values,
+    }
+    for key in sorted(keys):
+        details[key] = draw(values[key])
+    return details
+
+
+def store_exchange(target: Target, path: str, body: Any, hidden: str) -> httpx.Response:
+    """Like ``exchange``, but a store may fail: 502 and 504 are protocol answers too."""
+    STATS["store requests"] += 1
+    answer = target.http.post(path, content=json.dumps(body).encode())
+    STATS[f"store status {answer.status_code}"] += 1
+    problems = [p for p in _problems(target, "POST", path, answer) if "5xx" not in p]
+    if answer.status_code >= 500 and answer.status_code not in (502, 504):
+        problems.append(f"status {answer.status_code}")
+    if hidden in answer.text:
+        problems.append("a server path in the answer")
+    if problems:
+        STATS["protocol violations"] += 1
+        raise AssertionError(f"POST {path} {body} -> {answer.status_code}: {problems}")
+    return answer
+
+
+@FUZZ
+@given(data=st.data())
+def test_prometheus_and_csv_routes_answer_by_the_protocol(
+    store_target: tuple[Target, Any, str], data: st.DataObject
+) -> None:
+    target, store, directory = store_target
+    path, body = data.draw(valid_request())
+    body["connectionDetails"] = data.draw(store_details(store.url))
+    before = {mode for mode, _, _ in store.requests}
+    store_exchange(target, path, body, directory)
+    contacted = {mode for mode, _, _ in store.requests} - before
+    assert contacted <= set(STORE_MODES)  # only configured stores are ever asked
+
+
+@FUZZ
+@given(
+    mode=st.sampled_from([*STORE_MODES, "csv"]),
+    path=st.sampled_from(sorted(ROUTES)),
+    data=st.data(),
+)
+def test_each_store_answers_every_method_by_the_protocol(
+    store_target: tuple[Target, Any, str], mode: str, path: str, data: st.DataObject
+) -> None:
+    target, _, directory = store_target
+    request_type = ROUTES[path]
+    details: Json = {"source": mode}
+    if mode == "csv":
+        details["file"] = data.draw(st.sampled_from(["sample.csv", "broken.csv"]))
+    body: Json = {"connectionDetails": details}
+    if path != "/api/connection":
+        body["query"] = data.draw(query(request_type.query_type.type_name))
+    store_exchange(target, path, body, directory)

@@ -53,7 +53,7 @@ def prometheus() -> Iterator[PrometheusServer]:
 
 @pytest.fixture
 async def source(prometheus: PrometheusServer) -> AsyncIterator[PrometheusSource]:
-    built = PrometheusSource.from_details({"url": prometheus.url, "step": "10s"})
+    built = PrometheusSource.from_declaration({"url": prometheus.url, "step": "10s"})
     yield built
     await built.aclose()
 
@@ -71,9 +71,10 @@ async def fetch(
     end: int = END_MS,
     max_points: int = 1_000_000,
     newest_first: bool = False,
+    details: Mapping[str, Any] | None = None,
 ) -> Any:
     window = PointWindow(start, end, max_points, newest_first)
-    return await source.points(metrics_query(conditions, start, end), window, {})
+    return await source.points(metrics_query(conditions, start, end), window, details or {})
 
 
 def field_values_query(field: str, conditions: Mapping[str, Any], prefix: str | None = None):
@@ -94,7 +95,7 @@ async def test_connection_succeeds(source: PrometheusSource) -> None:
 
 
 async def test_connection_to_nothing_is_a_store_connection_error() -> None:
-    down = PrometheusSource.from_details({"url": f"http://127.0.0.1:{free_port()}"})
+    down = PrometheusSource.from_declaration({"url": f"http://127.0.0.1:{free_port()}"})
     with pytest.raises(MetricStoreConnectionError, match="Cannot reach Prometheus"):
         await down.test_connection({})
     response = await answer(TestConnectionRequest({}), down, Limits())
@@ -112,7 +113,9 @@ def silent_port() -> Iterator[int]:
 
 
 async def test_a_store_that_does_not_answer_times_out(silent_port: int) -> None:
-    slow = PrometheusSource.from_details({"url": f"http://127.0.0.1:{silent_port}", "timeout": 0.3})
+    slow = PrometheusSource.from_declaration(
+        {"url": f"http://127.0.0.1:{silent_port}", "timeout": 0.3}
+    )
     with pytest.raises(MetricStoreConnectionError, match=r"did not answer .* within 0.3 s"):
         await slow.test_connection({})
     await slow.aclose()
@@ -120,14 +123,14 @@ async def test_a_store_that_does_not_answer_times_out(silent_port: int) -> None:
 
 async def test_credentials_never_appear_in_reprs_or_errors() -> None:
     secret, token = "pa55-w0rd-xyz", "tok-abcdef-123"
-    down = PrometheusSource.from_details(
+    down = PrometheusSource.from_declaration(
         {
             "url": f"http://admin:{secret}@127.0.0.1:{free_port()}",
             "bearerToken": token,
             "headers": {"X-Scope-OrgID": "tenant-secret-1"},
         }
     )
-    shown = repr(down) + repr(RoutingSource(SyntheticSource(), {}))
+    shown = repr(down) + repr(RoutingSource({"synthetic": SyntheticSource(), "p": down}))
     with pytest.raises(MetricStoreConnectionError) as caught:
         await down.field_names(FieldNamesQuery(BASE_MS, END_MS), {})
     for text in (shown, str(caught.value), str(caught.value.to_json())):
@@ -137,22 +140,25 @@ async def test_credentials_never_appear_in_reprs_or_errors() -> None:
     assert "admin" in shown and "127.0.0.1" in shown
 
 
-async def test_a_form_without_url_fails_test_connection_with_the_reason() -> None:
-    router = RoutingSource(SyntheticSource(), {"prometheus": PrometheusSource.from_details})
+async def test_a_form_for_a_store_not_configured_fails_test_connection() -> None:
+    router = RoutingSource({"synthetic": SyntheticSource()})
     response = await answer(TestConnectionRequest({"source": "prometheus"}), router, Limits())
     body = response.to_json()
     assert body["status"] == "FAILURE" and body["error"]["_type"] == "RemoteMirrorError"
-    assert '"url" is required' in body["error"]["details"]
+    assert "Unknown store 'prometheus'" in body["error"]["summary"]
+    assert "'synthetic' (synthetic)" in body["error"]["details"]
 
 
 def test_invalid_connection_details_name_the_key() -> None:
     with pytest.raises(RemoteMirrorError, match='"url" is required'):
-        PrometheusConfig.from_details({})
+        PrometheusConfig.from_declaration({})
     with pytest.raises(RemoteMirrorError, match='"step"'):
-        PrometheusConfig.from_details({"url": "http://127.0.0.1:9090", "step": "ten"})
+        PrometheusConfig.from_declaration({"url": "http://127.0.0.1:9090", "step": "ten"})
     with pytest.raises(RemoteMirrorError, match='"nanInterpretation"'):
-        PrometheusConfig.from_details({"url": "http://127.0.0.1:9090", "nanInterpretation": "X"})
-    compat = PrometheusConfig.from_details(
+        PrometheusConfig.from_declaration(
+            {"url": "http://127.0.0.1:9090", "nanInterpretation": "X"}
+        )
+    compat = PrometheusConfig.from_declaration(
         {"host": "127.0.0.1", "port": 9999, "requestTimeout": 2500, "step": "1m30s"}
     )
     assert (compat.url, compat.timeout_s, compat.step_ms) == ("http://127.0.0.1:9999", 2.5, 90_000)
@@ -194,10 +200,10 @@ async def test_conditions_narrow_field_names(source: PrometheusSource) -> None:
     ]
 
 
-async def test_field_names_for_nothing_is_metric_not_found(source: PrometheusSource) -> None:
+async def test_field_names_for_nothing_are_an_empty_list(source: PrometheusSource) -> None:
+    """As field values of nothing are (and as the aws-prometheus-mirror answers)."""
     query = FieldNamesQuery(BASE_MS, END_MS, build_conditions({"host": "no-such-host"}, {}))
-    with pytest.raises(MetricNotFoundError):
-        await source.field_names(query, {})
+    assert await source.field_names(query, {}) == []
 
 
 async def test_an_expression_is_complete(source: PrometheusSource) -> None:
@@ -231,8 +237,8 @@ async def test_metric_fields_list_metric_names(source: PrometheusSource) -> None
 
 
 async def test_hierarchical_values_are_optional(prometheus: PrometheusServer) -> None:
-    flat = PrometheusSource.from_details({"url": prometheus.url})
-    tree = PrometheusSource.from_details({"url": prometheus.url, "hierarchicalValues": True})
+    flat = PrometheusSource.from_declaration({"url": prometheus.url})
+    tree = PrometheusSource.from_declaration({"url": prometheus.url, "hierarchicalValues": True})
     query = field_values_query("app", {})
     assert [o.value for o in await flat.field_values(query, {})] == sorted(APPS)
     assert values_of(await tree.field_values(query, {})) == [
@@ -310,6 +316,41 @@ async def test_several_series_name_the_labels_that_differ(source: PrometheusSour
     assert "job" not in details
 
 
+@pytest.mark.parametrize("metric_field", ["double", "rawValue", "host", "up"])
+async def test_metric_field_selects_nothing(source: PrometheusSource, metric_field: str) -> None:
+    """A sample has one value: metricField is accepted and adds no __name__ matcher."""
+    wanted = {**TEMPERATURE, "host": "b-host"}
+    query = MetricsQuery(BASE_MS, END_MS, build_conditions(wanted, {}), metric_field)
+    points = await source.points(query, PointWindow(BASE_MS, END_MS, 10_000), {})
+    np.testing.assert_array_equal(points.values, (await fetch(source, wanted)).values)
+
+
+async def test_counter_function_increase_is_the_rate_times_the_window(
+    prometheus: PrometheusServer,
+) -> None:
+    """counterFunction "increase" (the aws-prometheus-mirror's choice) vs the default rate."""
+    details = {"url": prometheus.url, "step": "10s", "rateWindow": "40s"}
+    rate = PrometheusSource.from_declaration(details)
+    increase = PrometheusSource.from_declaration({**details, "counterFunction": "increase"})
+    counter = {"__counter__": "http_requests_total", "host": "b-host"}
+    start = BASE_MS + 4 * STEP_MS
+    per_second = await fetch(rate, counter, start=start)
+    over_window = await fetch(increase, counter, start=start)
+    np.testing.assert_allclose(over_window.values, per_second.values * 40, rtol=1e-9)
+    # a request's connection details may choose it too (a form written for the peer)
+    asked = await fetch(rate, counter, start=start, details={"counterFunction": "increase"})
+    np.testing.assert_array_equal(asked.values, over_window.values)
+    await rate.aclose()
+    await increase.aclose()
+    with pytest.raises(RemoteMirrorError, match='"counterFunction"'):
+        PrometheusConfig.from_declaration({**details, "counterFunction": "irate"})
+
+
+def test_nan_is_zero_by_default_as_in_stackstate() -> None:
+    """The guide's example and the aws-prometheus-mirror default to ZERO."""
+    assert PrometheusConfig("http://127.0.0.1:9090").nan_interpretation.value == "ZERO"
+
+
 async def test_a_counter_is_served_as_its_rate(source: PrometheusSource) -> None:
     for host, rate in REQUEST_RATE.items():
         counter = {"__counter__": "http_requests_total", "host": host}
@@ -361,7 +402,7 @@ async def test_max_points_keeps_the_requested_end(source: PrometheusSource) -> N
 async def test_windows_past_prometheus_points_limit_are_paged(prometheus: PrometheusServer) -> None:
     # At a 0.5 s step two hours are 14,400 points: more than the 11,000 Prometheus
     # gives per query. Each sample then stands for the 20 steps that follow it.
-    fine = PrometheusSource.from_details({"url": prometheus.url, "step": "500ms"})
+    fine = PrometheusSource.from_declaration({"url": prometheus.url, "step": "500ms"})
     points = await fetch(fine, {**TEMPERATURE, "host": "c-host"})
     await fine.aclose()
     expected = known("node_temperature_celsius", host="c-host")
@@ -373,7 +414,7 @@ async def test_windows_past_prometheus_points_limit_are_paged(prometheus: Promet
 @pytest.mark.parametrize(("nan", "count"), [("DROP", SAMPLES * 3 // 4), ("ZERO", SAMPLES)])
 async def test_nan_interpretation(prometheus: PrometheusServer, nan: str, count: int) -> None:
     details = {"source": "prometheus", "url": prometheus.url, "step": 10, "nanInterpretation": nan}
-    routed = RoutingSource(SyntheticSource(), {"prometheus": PrometheusSource.from_details})
+    routed = routed_to(prometheus.url)
     with (
         start_mirror(routed, port=0) as mirror,
         MirrorClient(mirror.url, mirror.api_key, connection_details=details) as client,
@@ -388,9 +429,14 @@ async def test_nan_interpretation(prometheus: PrometheusServer, nan: str, count:
 # --- Through a real mirror, routed by the connection details -------------------------
 
 
+def routed_to(url: str) -> RoutingSource:
+    """A router with the synthetic store and one Prometheus store, "prometheus"."""
+    return RoutingSource({"synthetic": SyntheticSource(), "prometheus": PrometheusSource(url)})
+
+
 @pytest.fixture
 def routed_client(prometheus: PrometheusServer) -> Iterator[MirrorClient]:
-    routed = RoutingSource(SyntheticSource(), {"prometheus": PrometheusSource.from_details})
+    routed = routed_to(prometheus.url)
     details = {"source": "prometheus", "url": prometheus.url, "step": "10s"}
     with (
         start_mirror(routed, port=0) as mirror,
@@ -447,9 +493,12 @@ def test_the_mirror_routes_by_connection_details(
     assert synthetic[:2] == ["host", "metric"]  # no "source": the default source
 
 
-def test_a_store_down_behind_the_mirror(routed_client: MirrorClient) -> None:
-    down = {"source": "prometheus", "url": f"http://127.0.0.1:{free_port()}"}
-    with MirrorClient(routed_client.url, routed_client.api_key, connection_details=down) as client:
+def test_a_store_down_behind_the_mirror() -> None:
+    down = {"source": "prometheus"}
+    with (
+        start_mirror(routed_to(f"http://127.0.0.1:{free_port()}"), port=0) as mirror,
+        MirrorClient(mirror.url, mirror.api_key, connection_details=down) as client,
+    ):
         body = client.test_connection().to_json()
         assert body["status"] == "FAILURE"
         assert body["error"]["_type"] == "MetricStoreConnectionError"
@@ -457,27 +506,71 @@ def test_a_store_down_behind_the_mirror(routed_client: MirrorClient) -> None:
             client.metrics(start=BASE_MS, end=END_MS, conditions=TEMPERATURE)
 
 
-def test_the_conformance_checker_passes_in_prometheus_mode(
-    routed_client: MirrorClient, prometheus: PrometheusServer
-) -> None:
-    """The checker passes against the mirror in Prometheus mode, given the stream.
-
-    Its discovery narrows field by field; Prometheus' special fields (``__counter__``,
-    ``__gauge__``, ``__name__``) are alternatives, not refinements, so the stream is
-    given as a user picks it in StackState's wizard.
-    """
+def check_prometheus_mode(routed_client: MirrorClient, prometheus: PrometheusServer, **options):
     from mirror_kit.conformance import run_checks
 
     details = {"source": "prometheus", "url": prometheus.url, "step": "10s"}
-    report = run_checks(
+    return run_checks(
         routed_client.url,
         api_key=routed_client.api_key,
         connection_details=details,
         start=BASE_MS,
         end=END_MS,
-        conditions={**TEMPERATURE, "host": "a-host"},
+        **options,
+    )
+
+
+def test_the_conformance_checker_passes_in_prometheus_mode(
+    routed_client: MirrorClient, prometheus: PrometheusServer
+) -> None:
+    """The checker passes against the mirror in Prometheus mode, given the stream."""
+    report = check_prometheus_mode(
+        routed_client, prometheus, conditions={**TEMPERATURE, "host": "a-host"}
     )
     failing = [
         (r.check, r.status.value, r.reason) for r in report.results if r.status.value != "PASS"
     ]
     assert failing == []
+
+
+def test_the_checker_discovers_a_stream_on_prometheus_by_itself(
+    routed_client: MirrorClient, prometheus: PrometheusServer
+) -> None:
+    """__counter__, __gauge__ and __name__ are alternatives: discovery picks one, never
+    ANDs two (which the mirror refuses as conflicting), and narrows on until one series."""
+    from mirror_kit.conformance import Status
+
+    report = check_prometheus_mode(routed_client, prometheus, profile="strict")
+    assert report.result("discovery").status is Status.PASS, report.result("discovery").reason
+    named = [c for c in ("__counter__", "__gauge__", "__name__") if f"{c}=" in report.conditions]
+    assert len(named) == 1, report.conditions
+    assert report.with_status(Status.FAIL) == [], str(report)
+
+
+# --- PromQL, pure ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (2.0, 'cores=~"2|2\\\\.0"'),  # a store may hold "2" or "2.0"
+        (2.5, 'cores="2.5"'),
+        (-1.0, 'cores=~"\\\\-1|\\\\-1\\\\.0"'),
+    ],
+)
+def test_a_whole_double_matches_both_text_forms(value: float, expected: str) -> None:
+    from mirror_kit.protocol import DoubleValue, EqualityCondition
+    from mirror_kit.sources.prometheus import promql
+
+    assert promql.matcher("cores", EqualityCondition("cores", DoubleValue(value))) == expected
+
+
+def test_plans_take_no_metric_name_from_metric_field_and_apply_the_counter_function() -> None:
+    from mirror_kit.sources.prometheus import promql
+
+    gauge = promql.plan(build_conditions({"__gauge__": "up", "job": "x"}, {}), 60_000)
+    assert gauge.expression == '{__name__="up",job="x"}'
+    counter = build_conditions({"__counter__": "c_total"}, {})
+    assert promql.plan(counter, 60_000).expression == 'rate({__name__="c_total"}[60000ms])'
+    increase = promql.plan(counter, 60_000, "increase").expression
+    assert increase == 'increase({__name__="c_total"}[60000ms])'

@@ -57,6 +57,7 @@ from mirror_kit.protocol import (
     TestConnectionResponse,
     UnsupportedFieldTypeError,
 )
+from mirror_kit.protocol.values import text_forms
 
 WHERE = {"host": "a-host", "cores": 4, "production": True, "region": ["eu-west", "us-east"]}
 EXPECTED_CONDITIONS = (
@@ -252,12 +253,40 @@ def test_requests_render_as_stackstate_sends_them() -> None:
 
 
 def test_condition_values_match_by_type() -> None:
-    assert StringValue("4").accepts("4") and not StringValue("4").accepts(4.0)
+    assert StringValue("4").accepts("4") and not StringValue("4.0").accepts("4")
+    assert StringValue("4").accepts(4.0) and StringValue("4.0").accepts(4.0)
+    assert StringValue("true").accepts(True) and not StringValue("1").accepts(True)
     assert DoubleValue(4.0).accepts(4.0) and not DoubleValue(1.0).accepts(True)
     assert BooleanValue(True).accepts(True) and not BooleanValue(True).accepts(1.0)
     in_set = InSetValue(frozenset({"a-host", "4", "true"}))
     assert in_set.accepts("a-host") and in_set.accepts(4.0) and in_set.accepts(True)
     assert not in_set.accepts("b-host") and not in_set.accepts(False)
+    assert InSetValue(frozenset({"2.0"})).accepts(2.0)
+    assert not InSetValue(frozenset({"2.5"})).accepts(2.0)
+
+
+@pytest.mark.parametrize(
+    ("value", "forms"),
+    [
+        (2.0, ("2", "2.0")),
+        (2.5, ("2.5",)),
+        (-0.0, ("0", "-0.0")),
+        (1e20, ("100000000000000000000", "1e+20")),
+        ("x", ("x",)),
+        (True, ("true",)),
+    ],
+)
+def test_text_forms_of_a_value(value: object, forms: tuple[str, ...]) -> None:
+    """DoubleValue 2.0 may be stored as "2" or "2.0": both forms are matched."""
+    assert text_forms(value) == forms  # type: ignore[arg-type]
+
+
+def test_complete_values_are_strings_on_the_wire() -> None:
+    """Every CompleteValue in StackState's guide is a string, NUMBER fields' too."""
+    assert CompleteValue(4.0).to_json() == {"value": "4", "_type": "CompleteValue"}
+    assert CompleteValue(2.5).to_json()["value"] == "2.5"
+    assert CompleteValue(True).to_json()["value"] == "true"
+    assert CompleteValue("a-host").to_json()["value"] == "a-host"
 
 
 def test_type_check_treats_double_as_number() -> None:
@@ -265,8 +294,9 @@ def test_type_check_treats_double_as_number() -> None:
     EqualityCondition("host", InSetValue(frozenset({"x"}))).check_type(FieldType.NUMBER)
     with pytest.raises(UnsupportedFieldTypeError):
         EqualityCondition("host", DoubleValue(1.0)).check_type(FieldType.STRING)
+    EqualityCondition("production", StringValue("true")).check_type(FieldType.BOOLEAN)
     with pytest.raises(UnsupportedFieldTypeError):
-        EqualityCondition("production", StringValue("true")).check_type(FieldType.BOOLEAN)
+        EqualityCondition("production", DoubleValue(1.0)).check_type(FieldType.BOOLEAN)
 
 
 def test_field_descriptor_rejects_unknown_type() -> None:

@@ -85,6 +85,8 @@ async def test_conditions_behave_like_the_synthetic_catalog() -> None:
     with pytest.raises(MetricNotFoundError, match="No field named 'cores'"):
         await points(source, T0, T0 + HOUR, cores=4)
     with pytest.raises(UnsupportedFieldTypeError):
+        await points(source, T0, T0 + HOUR, production=1.0)
+    with pytest.raises(MetricNotFoundError):  # strings match by text: "yes" is no boolean
         await points(source, T0, T0 + HOUR, production="yes")
 
 
@@ -120,9 +122,30 @@ async def test_aggregation_is_the_services_with_aligned_windows() -> None:
     )
     response = await answer(MetricsRequest(query, {}), CsvSource.sample(), Limits())
     telemetry = response.telemetry
+    assert list(telemetry.starts) == [T0 + 30 * MINUTE, T0 + 60 * MINUTE]  # whole windows
+    np.testing.assert_allclose(telemetry.values, [np.mean(rows[30:60]), np.mean(rows[60:90])])
+    cut = {"edgeBuckets": "partial"}
+    response = await answer(MetricsRequest(query, cut), CsvSource.sample(), Limits())
+    telemetry = response.telemetry
     assert list(telemetry.starts) == [T0, T0 + 30 * MINUTE, T0 + 60 * MINUTE, T0 + 90 * MINUTE]
     expected = [np.mean(rows[7:30]), np.mean(rows[30:60]), np.mean(rows[60:90])]
     np.testing.assert_allclose(telemetry.values[:3], expected, rtol=1e-12)
+
+
+async def test_metric_field_selects_a_value_column() -> None:
+    """A table has several value fields: metricField names the one to serve."""
+    source = CsvSource.sample()
+    conditions = build_conditions({"host": "b-host"}, {})
+    by_column = {}
+    for field in ("cpu.user", "mem.used", None, "double"):
+        query = MetricsQuery(T0, T0 + HOUR, conditions, metric_field=field)
+        by_column[field] = await source.points(query, PointWindow(T0, T0 + HOUR, 10_000), {})
+    rows = [r for r in sample_rows() if r["host"] == "b-host"]
+    assert by_column["mem.used"].values[0] == float(rows[0]["mem.used"])
+    assert by_column["cpu.user"].values[0] == float(rows[0]["cpu.user"])
+    # not a value column: the conditions alone choose (the first series, cpu.user)
+    np.testing.assert_array_equal(by_column["double"].values, by_column[None].values)
+    np.testing.assert_array_equal(by_column[None].values, by_column["cpu.user"].values)
 
 
 def test_timestamps_in_iso_epoch_seconds_and_epoch_millis_agree() -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..client import condition_value, continuation, merge_pages
+from ..client import MetricSeries, condition_value, continuation, merge_pages
 from ..protocol import (
     AggregationMethod,
     EqualityCondition,
@@ -38,9 +38,10 @@ from .context import (
     refusal,
     require_accepted,
     skipped,
+    wrong_data,
 )
 from .probe import Exchange, snippet
-from .report import Status
+from .report import Level, Status
 
 CheckFn = Callable[[Context], Finding]
 
@@ -49,6 +50,10 @@ MAX_FIELDS = 25
 MAX_DISCOVERY_FIELDS = 5
 MAX_PATTERN_DEPTH = 3
 NO_SUCH_VALUE = "mirror-kit-conformance-no-such-value"
+#: Fields that each name the metric (a Prometheus mirror's): one is picked, never two.
+METRIC_ALTERNATIVES = frozenset({"__name__", "__counter__", "__gauge__"})
+#: Fields whose value is typed rather than picked (a raw PromQL expression).
+TYPED_FIELDS = frozenset({"~"})
 EXTRA_FIELD = "unknownFieldFromTheConformanceChecker"
 
 
@@ -73,7 +78,7 @@ def check(check_id: str, spec: str, *, final: bool = False) -> Callable[[CheckFn
 
 
 def _with(problems: list[validate.Problem], exchange: Exchange, prefix: str = "") -> list[Any]:
-    return [(validate.Problem(p.status, prefix + p.message), exchange) for p in problems]
+    return [(validate.Problem(p.level, prefix + p.message), exchange) for p in problems]
 
 
 # Transport and Test Connection
@@ -131,8 +136,8 @@ def field_values(ctx: Context) -> Finding:
         exchange = ctx.send(ctx.field_values_request(descriptor))
         reason = refusal(exchange)
         if reason is not None:
-            status = Status.FAIL if descriptor.field_type is FieldType.STRING else Status.WARN
-            problems.append((validate.Problem(status, f"values of {name}: {reason}"), exchange))
+            level = Level.BREAKS if descriptor.field_type is FieldType.STRING else Level.QUALITY
+            problems.append((validate.Problem(level, f"values of {name}: {reason}"), exchange))
             continue
         ctx.offers[name] = validate.offers(exchange.body)
         found = validate.field_values(exchange.body, descriptor.field_type)
@@ -179,17 +184,14 @@ def field_values_prefix(ctx: Context) -> Finding:
     wrong = [v for _, v in answered if not str(v).startswith(prefix)]
     if any(not str(v).lower().startswith(prefix.lower()) for v in wrong):
         shown = ", ".join(snippet(str(v), 40) for v in wrong[:3])
-        return Finding(
-            Status.FAIL,
+        return wrong_data(
             f"prefix {prefix!r} of {descriptor.field_name} answered {len(wrong)} values not "
             f"starting with it: {shown}",
             exchange,
         )
     if not any(_covers(k, v, value) for k, v in answered):
-        return Finding(
-            Status.FAIL,
-            f"{value!r}, offered without a prefix, is missing for prefix {prefix!r}",
-            exchange,
+        return wrong_data(
+            f"{value!r}, offered without a prefix, is missing for prefix {prefix!r}", exchange
         )
     if wrong:
         return Finding(Status.WARN, f"prefix {prefix!r} matched case-insensitively", exchange)
@@ -212,16 +214,14 @@ def field_values_paging(ctx: Context) -> Finding:
         require_accepted(exchange, what)
         page = validate.offers(exchange.body)
         if len(page) > 1:
-            return Finding(Status.FAIL, f"{what} answered {len(page)} values", exchange)
+            return wrong_data(f"{what} answered {len(page)} values", exchange)
         if page != full[offset : offset + 1]:
             expected = full[offset][1]
             got = page[0][1] if page else "nothing"
-            return Finding(Status.FAIL, f"{what} answered {got!r}, expected {expected!r}", exchange)
+            return wrong_data(f"{what} answered {got!r}, expected {expected!r}", exchange)
         more = len(full) > offset + 1
         if more and not validate.partial_flag(exchange.body):
-            return Finding(
-                Status.FAIL, f"{what}: isPartial is not true though values remain", exchange
-            )
+            return wrong_data(f"{what}: isPartial is not true though values remain", exchange)
     return passed(
         f"{descriptor.field_name}: offset 0 and 1 with limit 1 give the first two of "
         f"{len(full)} values, isPartial true"
@@ -253,25 +253,35 @@ def _first_value(
     return None
 
 
-def _try(ctx: Context, conditions: list[EqualityCondition], tried: list[str]) -> Target | None:
+def _try(
+    ctx: Context, conditions: list[EqualityCondition], tried: list[str]
+) -> tuple[Target | None, bool]:
+    """The target these conditions give, if any; and whether they select nothing at all
+    (then no further condition can help: conditions are ANDed)."""
     request = ctx.metrics_request(conditions)
     exchange = ctx.send(request)
     count = validate.point_count(exchange.body) if exchange.success else None
     tried.append(f"{describe_conditions(tuple(conditions))}: {count or exchange.outcome()}")
     if count:
-        return Target(tuple(conditions), request, exchange, count)
-    return None
+        return Target(tuple(conditions), request, exchange, count), False
+    body = exchange.body if isinstance(exchange.body, dict) else {}
+    nothing = count == 0 or exchange.status == 404 or body.get("_type") == "MetricNotFoundError"
+    return None, nothing
 
 
 @check("discovery", "Field Names, Field Values, Get Metric Values (the stream wizard)")
 def discovery(ctx: Context) -> Finding:
     """Narrow field by field (STRING ones first) until a raw query yields points.
 
-    Conditions the user gave (``--condition``) are used as they are instead.
+    As a user in the wizard would: a condition that selects nothing is taken back; of
+    the fields that each name the metric (``__name__``, ``__counter__``, ``__gauge__``
+    on Prometheus mirrors) one is picked, never two; a field whose value is typed (``~``,
+    a PromQL expression) is not picked. Conditions the user gave (``--condition``) are
+    used as they are instead.
     """
     tried: list[str] = []
     if ctx.options.conditions:
-        ctx.target = _try(ctx, list(ctx.options.conditions), tried)
+        ctx.target, _ = _try(ctx, list(ctx.options.conditions), tried)
         if ctx.target is None:
             return Finding(
                 Status.FAIL,
@@ -280,17 +290,26 @@ def discovery(ctx: Context) -> Finding:
             )
         return passed(f"{tried[0]} raw points (conditions given)")
     conditions: list[EqualityCondition] = []
+    metric_named = False
     ordered = sorted(ctx.fields, key=lambda f: f.field_type is not FieldType.STRING)
-    for descriptor in ordered[:MAX_DISCOVERY_FIELDS]:
+    for descriptor in ordered:
+        name = descriptor.field_name
+        if name in TYPED_FIELDS or (metric_named and name in METRIC_ALTERNATIVES):
+            continue
+        if len(tried) >= MAX_DISCOVERY_FIELDS:
+            break
         value = _first_value(ctx, descriptor, conditions)
         if value is None:
             continue
-        conditions.append(EqualityCondition(descriptor.field_name, condition_value(value)))
-        ctx.target = _try(ctx, conditions, tried)
+        attempt = [*conditions, EqualityCondition(name, condition_value(value))]
+        ctx.target, nothing = _try(ctx, attempt, tried)
         if ctx.target is not None:
             break
-    else:
-        ctx.target = _try(ctx, [], tried)
+        if not nothing:  # refused or several series: keep it and narrow further
+            conditions = attempt
+            metric_named = metric_named or name in METRIC_ALTERNATIVES
+    if ctx.target is None and not conditions:
+        ctx.target, _ = _try(ctx, [], tried)
     if ctx.target is None:
         return Finding(
             Status.FAIL,
@@ -345,7 +364,7 @@ def metrics_aggregated(ctx: Context) -> Finding:
     problems = _with(validate.telemetry(exchange.body, request.query), exchange)
     if not problems and not validate.point_count(exchange.body):
         message = f"no windows, though the raw query gave {target.points} points"
-        problems.append((validate.fail(message), exchange))
+        problems.append((validate.data(message), exchange))
     count = validate.point_count(exchange.body)
     return from_problems(
         problems, f"MEAN of {ctx.options.bucket_ms} ms: {count} windows of that size, in order"
@@ -357,13 +376,16 @@ def aggregation_methods(ctx: Context) -> Finding:
     target = ctx.need_target()
     refused: list[tuple[str, Exchange, str]] = []
     for method in AggregationMethod:
-        exchange = ctx.send(ctx.metrics_request(target.conditions, method))
+        request = ctx.metrics_request(target.conditions, method)
+        exchange = ctx.send(request)
         reason = refusal(exchange)
         kind = validate.telemetry_type(exchange.body)
         if reason is None and kind != "AggregatedMetricTelemetry":
             reason = f"telemetry _type {kind!r}"
         if reason is not None:
             refused.append((method.value, exchange, reason))
+        else:
+            ctx.by_method[method] = (request, exchange)
     if refused:
         names = ", ".join(name for name, _, _ in refused)
         return Finding(
@@ -373,6 +395,233 @@ def aggregation_methods(ctx: Context) -> Finding:
             refused[0][1],
         )
     return passed(f"all {len(AggregationMethod)} methods answered aggregated telemetry")
+
+
+# Values: each method's answer against the mirror's own raw answer for the range.
+
+PERCENTILES = tuple(m for m in AggregationMethod if m.percentile is not None)
+
+
+def _nothing_compared() -> Finding:
+    return skipped(
+        "no window of bucketSizeMillis wholly inside the range was answered with raw points "
+        "in it, by every method compared (see metrics.aggregated)"
+    )
+
+
+#: Relative tolerance of value comparisons (sums are added in another order).
+RTOL = 1e-9
+
+
+@dataclass(frozen=True)
+class Windows:
+    """One method's answered windows, each with the raw values it should summarise."""
+
+    method: AggregationMethod
+    starts: np.ndarray
+    ends: np.ndarray
+    values: np.ndarray
+    raw: list[np.ndarray | None]  # None: the window is not wholly inside what raw covers
+    exchange: Exchange
+
+    def compared(self) -> Iterator[tuple[int, np.ndarray]]:
+        return ((i, r) for i, r in enumerate(self.raw) if r is not None)
+
+    def where(self, i: int) -> str:
+        return f"[{int(self.starts[i])}, {int(self.ends[i])})"
+
+
+def _raw_series(ctx: Context) -> MetricSeries:
+    target = ctx.need_target()
+    try:
+        raw = ctx.series(target.exchange, target.request)
+    except Finding:
+        raise skipped("the raw answer is unreadable (see metrics.raw)") from None
+    finite = np.isfinite(raw.values)  # non-finite values are metrics.raw's finding
+    raw = MetricSeries(
+        raw.values[finite], raw.timestamps[finite], None, raw.is_partial, raw.request
+    )
+    order = np.argsort(raw.timestamps, kind="stable")
+    return MetricSeries(raw.values[order], raw.timestamps[order], None, raw.is_partial, raw.request)
+
+
+def _windows(ctx: Context, method: AggregationMethod, raw: MetricSeries) -> Windows:
+    """The method's windows; raw values for those wholly inside the range raw covers."""
+    answered = ctx.by_method.get(method)
+    if answered is None:
+        raise skipped(f"no {method.value} answer to compare (see metrics.aggregation-methods)")
+    request, exchange = answered
+    try:
+        series = ctx.series(exchange, request)
+    except Finding:
+        raise skipped(f"the {method.value} answer is unreadable (see metrics.aggregated)") from None
+    if series.bucket_ends is None:
+        raise skipped(f"the {method.value} answer has no windows (see metrics.aggregated)")
+    horizon = ctx.options.end
+    if raw.is_partial and len(raw):
+        horizon = int(raw.timestamps[-1])  # raw was cut: compare only what it covers
+    low = np.searchsorted(raw.timestamps, series.timestamps, side="left")
+    high = np.searchsorted(raw.timestamps, series.bucket_ends, side="left")
+    inside = (series.timestamps >= ctx.options.start) & (series.bucket_ends <= horizon)
+    inside &= series.bucket_ends - series.timestamps == ctx.options.bucket_ms  # see aggregated
+    groups = [
+        raw.values[lo:hi] if keep else None for lo, hi, keep in zip(low, high, inside, strict=True)
+    ]
+    return Windows(method, series.timestamps, series.bucket_ends, series.values, groups, exchange)
+
+
+def _close(got: float, expected: float, scale: float | None = None) -> bool:
+    return abs(got - expected) <= RTOL * max(abs(expected), scale or 0.0, 1e-300)
+
+
+def _late(w: Windows, raw: MetricSeries, pick: Callable[[np.ndarray], float]) -> bool:
+    """Whether the values are those of the window before each one (labelled late)."""
+    size = w.ends - w.starts
+    low = np.searchsorted(raw.timestamps, w.starts - size, side="left")
+    high = np.searchsorted(raw.timestamps, w.starts, side="left")
+    pairs = [
+        (w.values[i], raw.values[lo:hi]) for i, (lo, hi) in enumerate(zip(low, high, strict=True))
+    ]
+    pairs = [(v, r) for v, r in pairs if len(r)]
+    return bool(pairs) and all(_close(v, pick(r)) for v, r in pairs)
+
+
+@check("metrics.values.extremes", "Get Metric Values (MIN, MAX: the raw extremes per window)")
+def values_extremes(ctx: Context) -> Finding:
+    """Each window's MIN and MAX are the extremes of exactly the raw points inside it."""
+    raw = _raw_series(ctx)
+    compared = 0
+    for method, pick in ((AggregationMethod.MIN, np.min), (AggregationMethod.MAX, np.max)):
+        w = _windows(ctx, method, raw)
+        pairs = [(i, r) for i, r in w.compared() if len(r)]
+        wrong = [(i, r) for i, r in pairs if not _close(w.values[i], pick(r))]
+        if wrong:
+            i, r = wrong[0]
+            late = " — they are the previous window's: labelled one window late" * _late(
+                w, raw, pick
+            )
+            return wrong_data(
+                f"{method.value}: {len(wrong)} of {len(pairs)} windows are not the raw "
+                f"{method.value.lower()} of their points (window {w.where(i)}: answered "
+                f"{float(w.values[i])!r}, raw {float(pick(r))!r} of {len(r)} points){late}",
+                w.exchange,
+            )
+        compared = len(pairs)
+    if not compared:
+        raise _nothing_compared()
+    return passed(f"MIN and MAX of {compared} windows are the raw extremes of their points")
+
+
+@check("metrics.values.order", "Get Metric Values (MIN <= P25 <= ... <= P99 <= MAX, MEAN)")
+def values_order(ctx: Context) -> Finding:
+    """Per window: MIN <= PERCENTILE_25 <= ... <= PERCENTILE_99 <= MAX, MEAN within."""
+    raw = _raw_series(ctx)
+    ladder = (AggregationMethod.MIN, *PERCENTILES, AggregationMethod.MAX)
+    answers = {m: _windows(ctx, m, raw) for m in (*ladder, AggregationMethod.MEAN)}
+    by_start = {
+        m: {int(w.starts[i]): float(w.values[i]) for i, _ in w.compared()}
+        for m, w in answers.items()
+    }
+    starts = sorted(set.intersection(*(set(v) for v in by_start.values())))
+    if not starts:
+        raise _nothing_compared()
+    low, high = by_start[AggregationMethod.MIN], by_start[AggregationMethod.MAX]
+    for start in starts:
+        column = [by_start[m][start] for m in ladder]
+        slack = RTOL * max(abs(low[start]), abs(high[start]), 1e-300)
+        steps = zip(ladder, ladder[1:], column, column[1:], strict=False)
+        for a, b, x, y in steps:
+            if x > y + slack:
+                return wrong_data(
+                    f"window starting {start}: {a.value} {x!r} > {b.value} {y!r}",
+                    answers[b].exchange,
+                )
+        mean = by_start[AggregationMethod.MEAN][start]
+        if not low[start] - slack <= mean <= high[start] + slack:
+            return wrong_data(
+                f"window starting {start}: MEAN {mean!r} outside [MIN {low[start]!r}, "
+                f"MAX {high[start]!r}]",
+                answers[AggregationMethod.MEAN].exchange,
+            )
+    spread = answers[AggregationMethod.MIN]
+    varied = {int(spread.starts[i]) for i, r in spread.compared() if len(r) and r.min() != r.max()}
+    same = [s for s in starts if s in varied and len({by_start[m][s] for m in by_start}) == 1]
+    if same:
+        return wrong_data(
+            f"every method answered the same value in {len(same)} of {len(varied)} windows "
+            f"whose raw points differ (an instant sample, not an aggregate?)",
+            answers[AggregationMethod.MEAN].exchange,
+        )
+    return passed(f"{len(starts)} windows: MIN <= P25 <= ... <= P99 <= MAX, MEAN within")
+
+
+COUNTS = (AggregationMethod.EVENT_COUNT, AggregationMethod.EVENT_COUNT_NO_ZEROS)
+SUMS = (AggregationMethod.SUM, AggregationMethod.SUM_NO_ZEROS)
+
+
+@check("metrics.values.count-sum", "Get Metric Values (EVENT_COUNT, SUM: the raw count and sum)")
+def values_count_sum(ctx: Context) -> Finding:
+    """EVENT_COUNT and SUM (and their _NO_ZEROS forms) per window against raw; every raw
+    point inside the answered windows' span falls in a window; an empty window is 0 or absent."""
+    raw = _raw_series(ctx)
+    compared = 0
+    for method in (*COUNTS, *SUMS):
+        w = _windows(ctx, method, raw)
+        for i, r in w.compared():
+            expected = float(len(r)) if method in COUNTS else float(np.sum(r))
+            scale = float(np.abs(r).sum()) if len(r) else 0.0
+            if not _close(w.values[i], expected, scale):
+                what = "count" if method in COUNTS else "sum"
+                return wrong_data(
+                    f"{method.value}: window {w.where(i)} answered {float(w.values[i])!r}, the raw "
+                    f"{what} of its {len(r)} points is {expected!r}",
+                    w.exchange,
+                )
+            compared += 1
+        inside = [i for i, r in w.compared()]
+        if method is AggregationMethod.EVENT_COUNT and inside:
+            first, last = w.starts[inside[0]], w.ends[inside[-1]]
+            span = (raw.timestamps >= first) & (raw.timestamps < last)
+            counted = int(sum(len(w.raw[i]) for i in inside))  # type: ignore[arg-type]
+            if int(span.sum()) != counted:
+                return wrong_data(
+                    f"{int(span.sum()) - counted} raw points in [{int(first)}, {int(last)}) "
+                    "fall in no answered window",
+                    w.exchange,
+                )
+    if not compared:
+        raise _nothing_compared()
+    return passed(f"EVENT_COUNT and SUM (and _NO_ZEROS) of {compared // 4} windows match raw")
+
+
+@check("metrics.edge-buckets", "Get Metric Values (windows cut by startTime or endTime)")
+def edge_buckets(ctx: Context) -> Finding:
+    """Reports the edge-bucket policy: a live stream's range ends "now", so a window cut by
+    endTime changes value from poll to poll (StackState re-polls every >= 60 s)."""
+    target = ctx.need_target()
+    size = ctx.options.bucket_ms
+    start, end = ctx.options.start + size // 2, ctx.options.end - size // 2
+    if end - start < 2 * size:
+        raise skipped("the range is too short to cut a window at each end")
+    request = ctx.metrics_request(target.conditions, AggregationMethod.MEAN, span=(start, end))
+    exchange = ctx.send(request)
+    require_accepted(exchange, f"MEAN over [{start}, {end})")
+    series = ctx.series(exchange, request)
+    if series.bucket_ends is None or not len(series):
+        raise skipped("no windows answered for a range cut at both ends")
+    late = bool(series.bucket_ends[-1] > end)
+    early = bool(series.timestamps[0] < start)
+    ctx.facts["edgeBuckets"] = {"firstCut": early, "lastCut": late}
+    if late:
+        return Finding(
+            Status.WARN,
+            f"emits the window cut by endTime ([{int(series.timestamps[-1])}, "
+            f"{int(series.bucket_ends[-1])}) past {end}): its value changes from poll to poll"
+            + ("; also the window cut by startTime" if early else ""),
+            exchange,
+        )
+    first = "cut by startTime too" if early else "only windows starting at or after startTime"
+    return passed(f"only windows ending by endTime ({first})")
 
 
 def _full(ctx: Context, kind: str) -> tuple[MetricsRequest, Exchange]:
@@ -405,16 +654,12 @@ def _limit(ctx: Context, kind: str) -> Finding:
     page = ctx.series(answer, limited)
     ctx.paged[kind] = Paged(limited, page, limit, full, answer)
     if len(page) > limit:
-        return Finding(
-            Status.FAIL,
-            f"limit {limit} answered {len(page)} {unit} ({len(full)} without a limit)",
-            answer,
+        return wrong_data(
+            f"limit {limit} answered {len(page)} {unit} ({len(full)} without a limit)", answer
         )
     if not page.is_partial:
-        return Finding(
-            Status.FAIL,
-            f"limit {limit} cut {len(full)} {unit} to {len(page)} but isPartial is false",
-            answer,
+        return wrong_data(
+            f"limit {limit} cut {len(full)} {unit} to {len(page)} but isPartial is false", answer
         )
     return passed(f"limit {limit}: {len(page)} of {len(full)} {unit}, isPartial true")
 
@@ -442,8 +687,8 @@ def _follow(ctx: Context, paged: Paged) -> tuple[list[Any], list[Exchange]]:
         try:
             pages.append(ctx.series(exchanges[-1], request))
         except Finding as finding:
-            raise Finding(
-                Status.FAIL, f"continuation page {len(pages) + 1}: {finding.reason}", exchanges[-1]
+            raise wrong_data(
+                f"continuation page {len(pages) + 1}: {finding.reason}", exchanges[-1]
             ) from None
     return pages, exchanges
 
@@ -454,8 +699,7 @@ def _continuation(ctx: Context, kind: str) -> Finding:
         raise skipped(f"needs a limit that is honoured (see metrics.limit.{kind})")
     pages, exchanges = _follow(ctx, paged)
     if pages[-1].is_partial:
-        return Finding(
-            Status.FAIL,
+        return wrong_data(
             f"page {len(pages)} is still isPartial but the next page brings nothing new "
             f"(stalled, or more than {len(pages)} pages)",
             exchanges[-1],
@@ -465,8 +709,7 @@ def _continuation(ctx: Context, kind: str) -> Finding:
             continue
         repeated = int((pages[i].timestamps <= pages[i - 1].timestamps[-1]).sum())
         if repeated > 1:
-            return Finding(
-                Status.FAIL,
+            return wrong_data(
                 f"page {i + 1} repeats {repeated} {_unit(kind)} already received "
                 "(only the boundary one may repeat)",
                 exchanges[i],
@@ -476,8 +719,7 @@ def _continuation(ctx: Context, kind: str) -> Finding:
     lost = np.setdiff1d(paged.full.timestamps, merged)
     extra = np.setdiff1d(merged, paged.full.timestamps)
     if len(lost) or len(extra):
-        return Finding(
-            Status.FAIL,
+        return wrong_data(
             f"{len(pages)} pages of limit {paged.limit} lost {len(lost)} and added {len(extra)} "
             f"of {len(paged.full)} {unit} (first lost: {lost[:2].tolist()}, "
             f"first added: {extra[:2].tolist()})",
@@ -535,7 +777,7 @@ def _samples(ctx: Context) -> list[Any]:
     return requests
 
 
-def _variants(ctx: Context, edit: Callable[[Any], Any], what: str) -> Finding:
+def _variants(ctx: Context, edit: Callable[[Any], Any], what: str, level: Level) -> Finding:
     refused = []
     requests = _samples(ctx)
     for request in requests:
@@ -549,6 +791,7 @@ def _variants(ctx: Context, edit: Callable[[Any], Any], what: str) -> Finding:
             Status.FAIL,
             f"{len(refused)} of {len(requests)} requests {what} refused ({paths}): {refused[0][2]}",
             refused[0][1],
+            level,
         )
     return passed(f"all {len(requests)} requests {what} accepted")
 
@@ -575,12 +818,13 @@ def add_unknown_fields(body: Any, inside_details: bool = False) -> Any:
 
 @check("requests.untyped", "Transport (_type present or absent)")
 def requests_untyped(ctx: Context) -> Finding:
-    return _variants(ctx, strip_types, "without _type fields")
+    """Every real StackState request carries _type: accepting bodies without is leniency."""
+    return _variants(ctx, strip_types, "without _type fields", Level.DATA)
 
 
 @check("requests.unknown-fields", "Transport (unknown extra fields)")
 def requests_unknown_fields(ctx: Context) -> Finding:
-    return _variants(ctx, add_unknown_fields, "with unknown extra fields")
+    return _variants(ctx, add_unknown_fields, "with unknown extra fields", Level.BREAKS)
 
 
 @check("requests.in-set", "Common request fields (InSetValue)")
@@ -613,16 +857,13 @@ def _text(condition: EqualityCondition) -> str:
 
 
 def _bad_input(ctx: Context, text: str, what: str) -> Finding:
+    """StackState never sends such bodies: a mirror that drops them does not break it."""
     exchange = ctx.probe.post("/api/metric", text)
     if not exchange.answered:
-        return Finding(
-            Status.FAIL, f"{what}: {exchange.error}; expected a protocol error body", exchange
-        )
+        return wrong_data(f"{what}: {exchange.error}; expected a protocol error body", exchange)
     if not validate.is_error_body(exchange.body):
-        return Finding(
-            Status.FAIL,
-            f"{what} answered {exchange.outcome()}: not a protocol error body",
-            exchange,
+        return wrong_data(
+            f"{what} answered {exchange.outcome()}: not a protocol error body", exchange
         )
     kind = exchange.body["_type"]
     if exchange.success:

@@ -12,6 +12,7 @@ import sys
 from datetime import datetime, timezone
 from typing import Any
 
+from .report import Profile
 from .runner import run_checks
 
 
@@ -58,6 +59,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the Connection details JSON of StackState's Mirror source form ({})",
     )
     parser.add_argument("--json", metavar="REPORT.json", help="also write the report as JSON")
+    parser.add_argument("--junit", metavar="REPORT.xml", help="also write JUnit XML (for CI)")
+    parser.add_argument(
+        "--profile",
+        choices=[p.value for p in Profile],
+        default=Profile.STACKSTATE.value,
+        help="stackstate (default): FAIL only what breaks StackState, WARN what shows wrong "
+        "data; strict: FAIL every rule of the protocol",
+    )
     parser.add_argument("--start", type=_instant, help="range start (epoch ms or ISO 8601)")
     parser.add_argument("--end", type=_instant, help="range end (epoch ms or ISO 8601; now)")
     parser.add_argument("--bucket-ms", type=int, help="window of the aggregated checks")
@@ -84,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
             timeout=args.timeout,
             bucket_ms=args.bucket_ms,
             conditions=dict(args.condition),
+            profile=args.profile,
         )
     except ValueError as error:
         print(f"mirror-kit check: {error}", file=sys.stderr)
@@ -91,4 +101,6 @@ def run(args: argparse.Namespace) -> int:
     print(report, flush=True)
     if args.json:
         report.write_json(args.json)
+    if args.junit:
+        report.write_junit(args.junit)
     return 0 if report.ok else 1

@@ -29,20 +29,38 @@ from ..protocol import (
 )
 from . import validate
 from .probe import Exchange, Probe
-from .report import Status
+from .report import Level, Profile, Status
 
 #: What StackState sends as ``limit`` when it wants everything.
 NO_LIMIT = 2_147_483_647
 
 
 class Finding(Exception):
-    """A check's verdict; raised to end a check early, or returned at its end."""
+    """A check's verdict; raised to end a check early, or returned at its end.
 
-    def __init__(self, status: Status, reason: str, exchange: Exchange | None = None) -> None:
+    A FAIL is of level ``breaks`` and a WARN of level ``quality`` unless ``level`` says
+    otherwise; the run's profile turns the level into the status reported.
+    """
+
+    def __init__(
+        self,
+        status: Status,
+        reason: str,
+        exchange: Exchange | None = None,
+        level: Level | None = None,
+    ) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
         self.exchange = exchange
+        if level is None and status in (Status.FAIL, Status.WARN):
+            level = Level.BREAKS if status is Status.FAIL else Level.QUALITY
+        self.level = level
+
+
+def wrong_data(reason: str, exchange: Exchange | None = None) -> Finding:
+    """StackState shows wrong or incomplete data: FAIL when strict, WARN as StackState."""
+    return Finding(Status.FAIL, reason, exchange, Level.DATA)
 
 
 def passed(reason: str) -> Finding:
@@ -55,12 +73,13 @@ def skipped(reason: str) -> Finding:
 
 def from_problems(problems: Sequence[tuple[validate.Problem, Exchange | None]], ok: str) -> Finding:
     """The worst problem (with its request), counting the others; PASS with ``ok``."""
-    for status in (Status.FAIL, Status.WARN):
-        worst = [(p, ex) for p, ex in problems if p.status is status]
+    for level in Level:  # breaks, data, quality: the worst first
+        worst = [(p, ex) for p, ex in problems if p.level is level]
         if worst:
             more = len(problems) - 1
             suffix = f" (and {more} more problem{'s' * (more > 1)})" if more else ""
-            return Finding(status, worst[0][0].message + suffix, worst[0][1])
+            status = Status.WARN if level is Level.QUALITY else Status.FAIL
+            return Finding(status, worst[0][0].message + suffix, worst[0][1], level)
     return passed(ok)
 
 
@@ -75,6 +94,7 @@ class Options:
     bucket_ms: int
     #: The stream's conditions when the user gives them; otherwise discovered.
     conditions: tuple[EqualityCondition, ...] = ()
+    profile: Profile = Profile.STACKSTATE
 
 
 @dataclass(frozen=True)
@@ -110,6 +130,12 @@ class Context:
     target: Target | None = None
     aggregated: tuple[MetricsRequest, Exchange] | None = None
     paged: dict[str, Paged] = field(default_factory=dict)
+    #: Each aggregation method's answer over the range (metrics.aggregation-methods).
+    by_method: dict[AggregationMethod, tuple[MetricsRequest, Exchange]] = field(
+        default_factory=dict
+    )
+    #: Learned about the mirror on the way, for the JSON report.
+    facts: dict[str, Any] = field(default_factory=dict)
 
     # Requests, shaped as StackState shapes them.
 
@@ -142,10 +168,12 @@ class Context:
         conditions: Sequence[EqualityCondition],
         method: AggregationMethod | None = None,
         limit: int = NO_LIMIT,
+        span: tuple[int, int] | None = None,
     ) -> MetricsRequest:
         o = self.options
         aggregation = None if method is None else Aggregation(method, o.bucket_ms)
-        query = MetricsQuery(o.start, o.end, tuple(conditions), None, limit, aggregation)
+        start, end = span or (o.start, o.end)
+        query = MetricsQuery(start, end, tuple(conditions), None, limit, aggregation)
         return MetricsRequest(query, o.connection_details)
 
     # Sending and reading.

@@ -18,7 +18,7 @@ from ..protocol import describe_conditions
 from .checks import CHECKS, Check
 from .context import Context, Finding, Options
 from .probe import Probe
-from .report import CheckResult, Report, Status
+from .report import CheckResult, Profile, Report, Status
 
 #: Windows per range for the aggregated checks (five minutes in the default hour).
 WINDOWS_PER_RANGE = 12
@@ -39,6 +39,7 @@ def run_checks(
     timeout: float = 10.0,
     bucket_ms: int | None = None,
     conditions: Mapping[str, Any] | None = None,
+    profile: Profile | str = Profile.STACKSTATE,
 ) -> Report:
     """Check the mirror at ``url`` as StackState would use it; see docs/conformance.md.
 
@@ -47,7 +48,9 @@ def run_checks(
     each request; a mirror that times out twice in a row is asked nothing more.
     ``conditions`` (``{"__name__": "up", "job": "api"}``) name the stream to query,
     as a user picks it in StackState's wizard; without them the checker discovers one.
+    ``profile`` is ``stackstate`` (what StackState tolerates is a WARN) or ``strict``.
     """
+    profile = Profile(profile)
     end_ms = to_millis(end, int(time.time() * 1000))
     start_ms = to_millis(start, end_ms - HOUR_MS)
     if end_ms <= start_ms:
@@ -61,6 +64,7 @@ def run_checks(
         timeout=timeout,
         bucket_ms=bucket_ms or default_bucket_ms(start_ms, end_ms),
         conditions=build_conditions(conditions, {}),
+        profile=profile,
     )
     with closing(Probe(options.url, timeout)) as probe:
         ctx = Context(options, probe)
@@ -73,6 +77,7 @@ def run_checks(
         results=tuple(by_id[c.id] for c in CHECKS),
         conditions=describe_conditions(ctx.target.conditions) if ctx.target else "",
         facts=_facts(ctx),
+        profile=profile,
     )
 
 
@@ -89,12 +94,14 @@ def _run(ctx: Context, check: Check) -> CheckResult:
             finding = Finding(
                 Status.FAIL, f"the checker could not interpret an answer: {error!r}", last
             )
+    level = finding.level
     return CheckResult(
         check.id,
-        finding.status,
+        finding.status if level is None else ctx.options.profile.status(level),
         finding.reason,
         check.spec,
         finding.exchange.describe() if finding.exchange is not None else None,
+        level,
     )
 
 
@@ -106,4 +113,5 @@ def _facts(ctx: Context) -> dict[str, Any]:
         "bucketSizeMillis": ctx.options.bucket_ms,
         "requests": len(ctx.probe.exchanges),
         "timeoutSeconds": ctx.options.timeout,
+        **ctx.facts,
     }

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from ..protocol import FieldDescriptor, FieldType, MetricsQuery
-from .report import Status
+from ..protocol.values import typed_scalar
+from .report import Level
 
 ERROR_TYPES = frozenset(
     {
@@ -30,20 +31,30 @@ FIELD_TYPES = frozenset({"STRING", "NUMBER", "BOOLEAN"})
 RAW_FORMAT = ("value", "timestamp")
 AGGREGATED_FORMAT = ("value", "startTimestamp", "endTimestamp")
 COMPLETE, PATTERN = "CompleteValue", "FieldValuePattern"
+#: A raw timestamp this close outside the range is rounding (a mirror working in
+#: seconds), a note; further out it is data StackState did not ask for.
+ROUNDING_MS = 1000
 
 
 @dataclass(frozen=True)
 class Problem:
-    status: Status
+    level: Level
     message: str
 
 
 def fail(message: str) -> Problem:
-    return Problem(Status.FAIL, message)
+    """StackState breaks on this."""
+    return Problem(Level.BREAKS, message)
+
+
+def data(message: str) -> Problem:
+    """StackState shows wrong or incomplete data (or a rule it does not enforce is broken)."""
+    return Problem(Level.DATA, message)
 
 
 def warn(message: str) -> Problem:
-    return Problem(Status.WARN, message)
+    """A quality note."""
+    return Problem(Level.QUALITY, message)
 
 
 def is_number(value: Any) -> bool:
@@ -125,11 +136,10 @@ def field_names(body: Any) -> list[Problem]:
 
 
 def _fits(value: Any, kind: FieldType) -> bool:
-    if kind.kind is FieldType.NUMBER:
-        return is_number(value)
-    if kind is FieldType.BOOLEAN:
-        return isinstance(value, bool)
-    return isinstance(value, str)
+    """A string (the documented form) that reads as a value of the field's type."""
+    if not isinstance(value, str):
+        return False
+    return kind is FieldType.STRING or typed_scalar(value, kind) is not value
 
 
 def field_values(body: Any, kind: FieldType) -> list[Problem]:
@@ -151,8 +161,9 @@ def field_values(body: Any, kind: FieldType) -> list[Problem]:
         elif option == PATTERN and not isinstance(value, str):
             problems.append(fail(f"{where} is a {PATTERN} whose value {value!r:.60} is no string"))
         elif option == COMPLETE and not _fits(value, kind):
+            documented = "a string" if kind is FieldType.STRING else f"a {kind.value} as a string"
             problems.append(
-                warn(f"{where} value {value!r:.60} does not fit fieldType {kind.value}")
+                warn(f"{where} value {value!r:.60} is not {documented} (fieldType {kind.value})")
             )
     return problems
 
@@ -222,17 +233,20 @@ def _instants(stamps: np.ndarray, q: MetricsQuery) -> list[Problem]:
     outside = (stamps < q.start_time) | (stamps > q.end_time)
     if outside.any():
         i = _first(outside)
+        off = max(q.start_time - stamps.min(), stamps.max() - q.end_time)
+        found = data if off >= ROUNDING_MS else warn
         problems.append(
-            fail(
+            found(
                 f"{int(outside.sum())} timestamps outside [{q.start_time}, {q.end_time}] "
-                f"(point {i}: {int(stamps[i])})"
+                f"(point {i}: {int(stamps[i])}; up to {int(off)} ms out"
+                + (", seconds rounding?)" if off < ROUNDING_MS else ")")
             )
         )
     step = np.diff(stamps)
     if (step < 0).any():
         i = _first(step < 0) + 1
         problems.append(
-            fail(f"not in time order: point {i} ({int(stamps[i])}) is older than {i - 1}")
+            data(f"not in time order: point {i} ({int(stamps[i])}) is older than {i - 1}")
         )
     elif (step == 0).any():
         problems.append(warn(f"{int((step == 0).sum())} timestamps occur twice"))
@@ -245,7 +259,7 @@ def _windows(starts: np.ndarray, ends: np.ndarray, size: int, q: MetricsQuery) -
     if wrong.any():
         i = _first(wrong)
         problems.append(
-            fail(
+            data(
                 f"{int(wrong.sum())} of {len(starts)} windows are not bucketSizeMillis={size} "
                 f"long (point {i}: {int(ends[i] - starts[i])} ms)"
             )
@@ -254,17 +268,17 @@ def _windows(starts: np.ndarray, ends: np.ndarray, size: int, q: MetricsQuery) -
     if outside.any():
         i = _first(outside)
         problems.append(
-            fail(
+            data(
                 f"{int(outside.sum())} windows outside [{q.start_time}, {q.end_time}] "
                 f"(point {i}: [{int(starts[i])}, {int(ends[i])}])"
             )
         )
     if (np.diff(starts) <= 0).any():
         i = _first(np.diff(starts) <= 0) + 1
-        problems.append(fail(f"windows not in time order: point {i} starts before {i - 1} ends"))
+        problems.append(data(f"windows not in time order: point {i} starts before {i - 1} ends"))
     elif (starts[1:] < ends[:-1]).any():
         i = _first(starts[1:] < ends[:-1]) + 1
-        problems.append(fail(f"windows overlap: point {i} starts before point {i - 1} ends"))
+        problems.append(data(f"windows overlap: point {i} starts before point {i - 1} ends"))
     return problems
 
 

@@ -36,6 +36,15 @@ class AggregationMethod(str, Enum):
     MIN = "MIN"
     SUM = "SUM"
     EVENT_COUNT = "EVENT_COUNT"
+    #: From StackState 4.3 on: "missing values from a data source won't be filled with
+    #: zeros" -- so plain SUM and EVENT_COUNT are the zero-filled ones.
+    SUM_NO_ZEROS = "SUM_NO_ZEROS"
+    EVENT_COUNT_NO_ZEROS = "EVENT_COUNT_NO_ZEROS"
+
+    @property
+    def zero_filled(self) -> bool:
+        """Whether a window without data gives 0 (SUM, EVENT_COUNT) rather than no point."""
+        return self in (AggregationMethod.SUM, AggregationMethod.EVENT_COUNT)
 
     @property
     def percentile(self) -> float | None:

@@ -18,7 +18,14 @@ import orjson
 from . import _read as read
 from .encoding import encode, points_json
 from .errors import MetricStoreConnectionError, MirrorError, invalid
-from .values import FieldDescriptor, FieldValueOption, field_value_option_from_json
+from .values import (
+    CompleteValue,
+    FieldDescriptor,
+    FieldType,
+    FieldValueOption,
+    field_value_option_from_json,
+    typed_scalar,
+)
 
 JsonObject = dict[str, Any]
 
@@ -95,6 +102,14 @@ class FieldValuesResponse(_Body):
     is_partial: bool = False
 
     type_name: ClassVar[str] = "FieldValuesResponse"
+
+    def typed(self, field_type: FieldType) -> FieldValuesResponse:
+        """The values read as ``field_type`` (the wire carries strings: ``"4"`` -> 4.0)."""
+        values = tuple(
+            CompleteValue(typed_scalar(v.value, field_type)) if isinstance(v, CompleteValue) else v
+            for v in self.values
+        )
+        return FieldValuesResponse(values, self.is_partial)
 
     def to_json(self) -> JsonObject:
         return {

@@ -62,12 +62,20 @@ FieldScalar = str | float | bool
 
 @dataclass(frozen=True)
 class StringValue:
+    """A string; on a NUMBER or BOOLEAN field it matches the value's text forms.
+
+    StackState's stream templates carry condition values as plain strings, and a
+    ``CompleteValue`` is a string on the wire, so ``cores = "4"`` must find 4.0.
+    """
+
     value: str
     type_name: ClassVar[str] = "StringValue"
-    field_type: ClassVar[FieldType] = FieldType.STRING
+    field_type: ClassVar[None] = None
 
     def accepts(self, actual: FieldScalar) -> bool:
-        return actual == self.value
+        if isinstance(actual, str):
+            return actual == self.value
+        return self.value in text_forms(actual)
 
     def to_json(self) -> dict[str, Any]:
         return {"value": self.value, "_type": self.type_name}
@@ -108,7 +116,7 @@ class InSetValue:
     field_type: ClassVar[None] = None
 
     def accepts(self, actual: FieldScalar) -> bool:
-        return as_text(actual) in self.value
+        return any(form in self.value for form in text_forms(actual))
 
     def to_json(self) -> dict[str, Any]:
         return {"value": sorted(self.value), "_type": self.type_name}
@@ -132,6 +140,37 @@ def _finite(number: float) -> bool:
         return math.isfinite(number)
     except OverflowError:  # math.isfinite(10**400) converts to float, and cannot
         return False
+
+
+def text_forms(value: FieldScalar) -> tuple[str, ...]:
+    """Every text a store may hold for a value: a whole double reads ``2`` and ``2.0``.
+
+    Stores differ (Prometheus labels, CSV cells written by another tool), so a
+    ``DoubleValue 2.0`` matches both; ``as_text`` (the first form) is what is shown.
+    """
+    text = as_text(value)
+    if isinstance(value, float) and value.is_integer() and math.isfinite(value):
+        return (text, f"{value:.1f}") if abs(value) < 1e16 else (text, repr(value))
+    return (text,)
+
+
+def typed_scalar(value: Any, field_type: FieldType) -> Any:
+    """A CompleteValue's text as a value of the field's type, where it reads as one.
+
+    ``"4"`` of a NUMBER field is 4.0, ``"true"`` of a BOOLEAN field is True; anything
+    else (a STRING field's values, text that is not of the type) is left as it is.
+    """
+    if not isinstance(value, str):
+        return value
+    if field_type.kind is FieldType.NUMBER:
+        try:
+            number = float(value)
+        except ValueError:
+            return value
+        return number if math.isfinite(number) else value
+    if field_type is FieldType.BOOLEAN and value in ("true", "false"):
+        return value == "true"
+    return value
 
 
 def _value_from_json(body: Any, path: str) -> ConditionValue:
@@ -209,13 +248,18 @@ def describe_conditions(conditions: tuple[EqualityCondition, ...]) -> str:
 
 @dataclass(frozen=True)
 class CompleteValue:
-    """A whole value of a field."""
+    """A whole value of a field.
+
+    On the wire the value is always a string, as in every example of StackState's
+    guide: a NUMBER field's 4.0 is ``"4"``, a BOOLEAN's true is ``"true"`` (a
+    ``StringValue`` condition with that text matches the field again).
+    """
 
     value: FieldScalar
     type_name: ClassVar[str] = "CompleteValue"
 
     def to_json(self) -> dict[str, Any]:
-        return {"value": self.value, "_type": self.type_name}
+        return {"value": as_text(self.value), "_type": self.type_name}
 
 
 @dataclass(frozen=True)

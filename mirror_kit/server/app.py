@@ -55,7 +55,7 @@ class ServerSettings:
 
     api_key: str = DEFAULT_API_KEY
     max_body_bytes: int = 1 << 20
-    request_timeout_s: float = 30.0
+    request_timeout_s: float = 12.0  # under StackState's 15 s UI request timeout
     log_size: int = 500
     limits: service.Limits = field(default_factory=service.Limits)
     #: Shared secret requests must carry (header or path token, see auth.py); None: off.

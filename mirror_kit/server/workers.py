@@ -13,9 +13,11 @@ Two ways in (``pip install 'mirror-kit[deploy]'``; Linux and macOS, not Windows)
 
 * ``run(settings, host=..., port=..., workers=N)`` -- what ``python -m mirror_kit
   serve --workers N`` calls;
-* gunicorn's own command line, configured from ``MIRROR_KIT_*`` variables::
+* gunicorn's own command line, configured from ``MIRROR_KIT_*`` variables (the
+  server's in ``ENVIRONMENT``, the stores' in ``STORE_ENVIRONMENT``)::
 
-      MIRROR_KIT_API_KEY=s3cret gunicorn 'mirror_kit.server.workers:app_factory' \\
+      MIRROR_KIT_API_KEY=s3cret MIRROR_KIT_STORES=/etc/mirror/stores.toml \\
+          gunicorn 'mirror_kit.server.workers:app_factory' \\
           --worker-class aiohttp.GunicornWebWorker --workers 4 --bind 0.0.0.0:7007
 """
 
@@ -29,7 +31,8 @@ from typing import Any
 from aiohttp import web
 
 from ..service import Limits
-from ..sources import TelemetrySource
+from ..sources import StoreConfig, TelemetrySource
+from ..sources.stores import STORE_SETTINGS
 from .app import ServerSettings, create_app
 from .lifecycle import SETTLE_MAX_S, MirrorRunner
 
@@ -52,6 +55,8 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "MIRROR_KIT_STOP_GRACE": ("stop_grace_s", float),
 }
 _LIMIT_FIELDS = ("max_points", "max_answer_points")
+#: Environment variable -> store setting (the same table as ``serve``'s store flags).
+STORE_ENVIRONMENT: dict[str, str] = {s.env: s.dest for s in STORE_SETTINGS}
 
 
 def settings_from_env(environ: Mapping[str, str] | None = None) -> ServerSettings:
@@ -74,12 +79,13 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> ServerSetting
 
 
 async def app_factory() -> web.AppRunner:
-    """For gunicorn's command line: the synthetic mirror, configured from the environment.
+    """For gunicorn's command line: the mirror and its stores, configured from the
+    environment (only the synthetic store when no store variable is set).
 
     It returns the runner, not the app (aiohttp's worker takes either): MirrorRunner
     brings the connection cap and the graceful stop (lifecycle.py) to each worker.
     """
-    return MirrorRunner(create_app(None, settings_from_env()))
+    return MirrorRunner(create_app(StoreConfig.from_env().build(), settings_from_env()))
 
 
 def bind_address(host: str, port: int) -> str:

@@ -3,15 +3,18 @@
 from .base import ConnectionDetails, Points, PointWindow, TelemetrySource
 from .catalog import CatalogSource, LabeledSeries, SeriesCatalog
 from .prometheus import PrometheusConfig, PrometheusSource
-from .routing import RoutingSource
+from .routing import FixedStore, RoutingSource, Store
+from .stores import StoreConfig, StoreDeclaration
 from .synthetic import SeriesShape, SyntheticSource, Wave
-from .tabular import CsvSource, DataFrameSource, TabularSource, csv_factory
+from .tabular import CsvSource, CsvStore, DataFrameSource, TabularSource
 
 __all__ = [
     "CatalogSource",
     "ConnectionDetails",
     "CsvSource",
+    "CsvStore",
     "DataFrameSource",
+    "FixedStore",
     "LabeledSeries",
     "PointWindow",
     "Points",
@@ -20,9 +23,11 @@ __all__ = [
     "RoutingSource",
     "SeriesCatalog",
     "SeriesShape",
+    "Store",
+    "StoreConfig",
+    "StoreDeclaration",
     "SyntheticSource",
     "TabularSource",
     "TelemetrySource",
     "Wave",
-    "csv_factory",
 ]

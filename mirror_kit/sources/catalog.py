@@ -12,6 +12,12 @@ Rules (documented in the README):
   MetricNotFoundError naming the conditions. A value whose type does not fit the
   field's type raises UnsupportedFieldTypeError.
 * When several series are left, the *first in catalog order* is served.
+* ``metricField`` is "the source field for metric values": where the store has
+  several value fields (a table's value columns, ``value_fields``) it picks one, as a
+  condition on the metric label; anywhere else (StackState sends ``"double"``,
+  ``"rawValue"``, a condition key...) it is accepted and changes nothing.
+* Field names under conditions that match nothing are an empty list, as field values
+  are (an unknown field in a condition still matches nothing).
 * Field values ignore conditions on the field being listed (so the wizard can offer
   the alternatives to what is already chosen).
 """
@@ -43,9 +49,6 @@ from ..protocol import (
 )
 from ..protocol.values import as_text
 from .base import ConnectionDetails, Points, PointWindow, TelemetrySource
-
-#: ``metricField`` values that mean "the series' own value" rather than a metric name.
-VALUE_FIELDS = frozenset({"", "value"})
 
 
 @dataclass(frozen=True)
@@ -154,10 +157,13 @@ class SeriesCatalog:
         self,
         series: Sequence[LabeledSeries],
         metric_label: str = "metric",
+        value_fields: Iterable[str] = (),
         memo_bytes: int = 1 << 20,
     ) -> None:
         self.series = tuple(series)
         self.metric_label = metric_label
+        #: The store's value fields ``metricField`` chooses among (a table's columns).
+        self.value_fields = frozenset(value_fields)
         fields: dict[str, FieldDescriptor] = {}
         for s in self.series:
             for name, value in s.labels.items():
@@ -183,7 +189,7 @@ class SeriesCatalog:
     def _find(
         self, conditions: tuple[EqualityCondition, ...], metric_field: str | None
     ) -> tuple[LabeledSeries, ...]:
-        if metric_field is not None and metric_field not in VALUE_FIELDS:
+        if metric_field in self.value_fields:
             conditions += (EqualityCondition(self.metric_label, StringValue(metric_field)),)
         for condition in conditions:
             field = self.fields.get(condition.key)
@@ -201,7 +207,12 @@ class SeriesCatalog:
         return chosen
 
     def field_names(self, conditions: Sequence[EqualityCondition]) -> list[FieldDescriptor]:
-        present = {name for s in self.select(conditions) for name in s.labels}
+        """Names on the series the conditions select; none when they select nothing."""
+        try:
+            chosen = self.select(conditions)
+        except MetricNotFoundError:
+            return []
+        present = {name for s in chosen for name in s.labels}
         return [f for name, f in self.fields.items() if name in present]
 
     def field_values(self, query: FieldValuesQuery) -> list[FieldValueOption]:
@@ -212,7 +223,11 @@ class SeriesCatalog:
         if field.field_type.kind is not query.field.field_type.kind:
             raise UnsupportedFieldTypeError(query.field.field_type.value)
         others = [c for c in query.conditions if c.key != name]
-        values = {s.labels[name] for s in self.select(others) if name in s.labels}
+        try:
+            chosen = self.select(others)
+        except MetricNotFoundError:
+            return []
+        values = {s.labels[name] for s in chosen if name in s.labels}
         return hierarchical_options(values, query.field_value_prefix or "")
 
 

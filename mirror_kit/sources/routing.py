@@ -1,21 +1,34 @@
-"""Pick the store per request from the Mirror source form's connection details.
+"""Pick one of the operator's stores per request from the connection details.
 
-StackState sends the form's "Connection details JSON" with every request. One
-mirror can therefore serve several stores: ``{"source": "prometheus", "url":
-"http://127.0.0.1:9090"}`` asks Prometheus, ``{}`` asks the default source. A
-``RoutingSource`` builds the named source from those details with the factory
-registered under that name, and keeps the sources it built (keyed by the details'
-canonical JSON, so key order does not matter) in a bounded LRU cache: a source
-that holds an HTTP connection pool is built once, not once per request.
+StackState sends the Mirror source form's "Connection details JSON" with every
+request. Which stores exist is the operator's decision, made when the mirror
+starts (``mirror_kit.sources.stores``); the details only *select* among them:
+
+* ``{"source": "<name>"}`` selects the store of that name;
+* ``{"url": "http://prom:9090"}``, or StackState's Prometheus mirror's ``{"host":
+  "prom", "port": 9090}``, selects the store whose URL is that one (compared
+  normalised: scheme and host case, default port, trailing slash);
+* with neither, ``{}`` (the tutorial's form) selects the default store.
+
+Anything else (an unknown name, a URL no store has, a name and a URL that
+disagree, ``file`` for a store that takes none) is a RemoteMirrorError (400) that
+names the stores there are, raised before anything is contacted. So a form
+written for another mirror never gets synthetic data and a false "OK" from
+Test Connection. Selection reads only these keys: the rest of the details
+(``nonce``, options) never makes the mirror build anything anew.
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
-import json
 import logging
-from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import httpx
 
 from ..protocol import (
     FieldDescriptor,
@@ -23,7 +36,6 @@ from ..protocol import (
     FieldValueOption,
     FieldValuesQuery,
     MetricsQuery,
-    MirrorError,
     RemoteMirrorError,
 )
 from .base import ConnectionDetails, Points, PointWindow, TelemetrySource
@@ -32,131 +44,256 @@ log = logging.getLogger(__name__)
 
 #: The connection-details key naming the store (a contract with the form's users).
 SOURCE_KEY = "source"
+#: Keys that select a store by its address (the kit's ``url``; StackState's own
+#: Prometheus mirror's ``host`` and ``port``; the production peer's ``url``).
+ADDRESS_KEYS = ("url", "host", "port")
+#: The key that picks a file of a CSV store that serves a directory.
+FILE_KEY = "file"
+#: Connection details nested deeper than this are refused (nobody types more).
+MAX_DETAILS_DEPTH = 32
+MAX_URL_CHARS = 2048
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+#: The port ``host`` without ``port`` means (Prometheus' own).
+DEFAULT_HOST_PORT = 9090
 
-SourceFactory = Callable[[ConnectionDetails], TelemetrySource]
+
+class Store(ABC):
+    """One store the operator configured: what answers the requests that select it.
+
+    ``url`` (None for stores without one) is the address connection details may
+    name to select it; ``takes_files`` whether its details may name a ``file``.
+    """
+
+    kind: str = "store"
+    url: str | None = None
+    takes_files: bool = False
+
+    def blocks(self, connection_details: ConnectionDetails) -> bool:
+        """Whether answering may wait on I/O or a worker thread."""
+        return True
+
+    @abstractmethod
+    async def source(self, connection_details: ConnectionDetails) -> TelemetrySource:
+        """The source answering this request (built, off the event loop, if need be)."""
+
+    async def aclose(self) -> None:
+        """Release what the store holds (connection pools, worker threads)."""
+        return None
+
+
+class FixedStore(Store):
+    """A store that is one source, made when the mirror starts (synthetic, Prometheus,
+    your own TelemetrySource)."""
+
+    def __init__(self, source: TelemetrySource) -> None:
+        self._source = source
+        url = getattr(source, "url", None)
+        self.url = url if isinstance(url, str) else None
+        self.kind = type(source).__name__.removesuffix("Source").lower() or "source"
+
+    def blocks(self, connection_details: ConnectionDetails) -> bool:
+        return self._source.blocks(connection_details)
+
+    async def source(self, connection_details: ConnectionDetails) -> TelemetrySource:
+        return self._source
+
+    async def aclose(self) -> None:
+        await close_quietly(self._source)
+
+
+async def close_quietly(thing: Any) -> None:
+    """Call ``thing.aclose()`` if it has one; a failure to close is logged, not raised."""
+    closer = getattr(thing, "aclose", None)
+    if closer is None:
+        return
+    try:
+        result = closer()
+        if inspect.isawaitable(result):
+            await result
+    except Exception:  # closing must never fail a request or a shutdown
+        log.warning("closing %s failed", type(thing).__name__, exc_info=True)
 
 
 class RoutingSource(TelemetrySource):
-    """A TelemetrySource that delegates each request to the source its details name.
+    """A TelemetrySource that delegates each request to the configured store its
+    connection details select (see the module docstring).
 
-    ``default`` answers requests whose details have no ``source`` key (StackState's
-    tutorial sends ``{}``), or whose ``source`` is ``default_name``. Any other name
-    is built by ``factories[name](details)``; an unknown name is a RemoteMirrorError
-    listing the known ones. At most ``cache_size`` built sources are kept; the least
-    recently used is dropped first (requests still using it finish normally).
+    ``stores`` maps names to sources or Stores; ``default`` names the one ``{}``
+    selects. A source made once here is shared by every request: one connection
+    pool per Prometheus.
     """
 
     def __init__(
-        self,
-        default: TelemetrySource,
-        factories: Mapping[str, SourceFactory],
-        *,
-        default_name: str = "synthetic",
-        cache_size: int = 32,
+        self, stores: Mapping[str, TelemetrySource | Store], *, default: str = "synthetic"
     ) -> None:
-        if cache_size < 1:
-            raise ValueError("cache_size must be at least 1")
-        self.default = default
-        self.default_name = default_name
-        self.factories = dict(factories)
-        self.cache_size = cache_size
-        self._built: OrderedDict[str, TelemetrySource] = OrderedDict()
+        if default not in stores:
+            raise ValueError(f"the default store {default!r} is not among {sorted(stores)}")
+        self.stores: dict[str, Store] = {}
+        self._by_url: dict[str, str] = {}
+        for name, store in stores.items():
+            if not _NAME.match(name):
+                raise ValueError(f"store name {name!r}: letters, digits, '_', '.', '-' only")
+            store = store if isinstance(store, Store) else FixedStore(store)
+            self.stores[name] = store
+            if store.url is not None:
+                key = normal_url(store.url)
+                if key in self._by_url:
+                    raise ValueError(f"stores {self._by_url[key]!r} and {name!r} have one URL")
+                self._by_url[key] = name
+        self.default_name = default
+        self.default = self.stores[default]
 
     @property
     def names(self) -> list[str]:
-        """Every value ``source`` may take, the default's name first."""
-        return [self.default_name, *sorted(n for n in self.factories if n != self.default_name)]
+        """Every store's name, the default's first."""
+        return [self.default_name, *sorted(n for n in self.stores if n != self.default_name)]
+
+    def select(self, details: ConnectionDetails) -> Store:
+        """The store these details select; a RemoteMirrorError (400) for any other."""
+        _check_depth(details)
+        name = details.get(SOURCE_KEY)
+        addressed = any(key in details for key in ADDRESS_KEYS)
+        if name is None:
+            store = self._store_at(details) if addressed else self.default
+        else:
+            store = self._named(name)
+            if addressed and self._url_names(details) != name:
+                raise self._refusal(
+                    f"Connection details name store {name!r} and an address that is not its",
+                    f'drop "url"/"host" or make them those of {name!r}',
+                )
+        if FILE_KEY in details and not store.takes_files:
+            raise self._refusal(
+                f'Connection details name a "{FILE_KEY}", and the store they select takes none',
+                f'"{FILE_KEY}" needs "{SOURCE_KEY}" naming a CSV store that serves a directory',
+            )
+        return store
 
     def blocks(self, connection_details: ConnectionDetails) -> bool:
-        """The default source decides for requests it answers; built sources may block."""
-        name = connection_details.get(SOURCE_KEY)
-        if name is None or name == self.default_name:
-            return self.default.blocks(connection_details)
-        return True
+        """The selected store's answer; details that select none fail fast (in the
+        method itself, so Test Connection answers FAILURE with the reason)."""
+        try:
+            store = self.select(connection_details)
+        except RemoteMirrorError:
+            return False
+        return store.blocks(connection_details)
 
-    def source_for(self, details: ConnectionDetails) -> TelemetrySource:
-        """The source these connection details select, built (and cached) if need be."""
-        name = details.get(SOURCE_KEY)
-        if name is None or name == self.default_name:
-            return self.default
-        factory = self.factories.get(name) if isinstance(name, str) else None
-        if factory is None:
-            raise RemoteMirrorError(
-                f"Unknown source {name!r} in connection details",
-                f'"{SOURCE_KEY}" must be one of {", ".join(map(repr, self.names))} '
-                "(or absent for the default)",
-            )
-        key = _cache_key(details)
-        source = self._built.get(key)
-        if source is not None:
-            self._built.move_to_end(key)
-            return source
-        source = _build(name, factory, details)
-        self._built[key] = source
-        while len(self._built) > self.cache_size:
-            self._built.popitem(last=False)
-        return source
+    async def source_for(self, details: ConnectionDetails) -> TelemetrySource:
+        """The source answering a request with these details."""
+        return await self.select(details).source(details)
 
-    @property
-    def cached(self) -> Sequence[TelemetrySource]:
-        """The built sources currently kept, least recently used first."""
-        return list(self._built.values())
+    def _named(self, name: Any) -> Store:
+        store = self.stores.get(name) if isinstance(name, str) else None
+        if store is None:
+            shown = repr(name) if isinstance(name, str) and len(name) <= 64 else "given"
+            raise self._refusal(f"Unknown store {shown} in connection details")
+        return store
+
+    def _url_names(self, details: ConnectionDetails) -> str | None:
+        """The name of the store at the details' address, if any."""
+        return next(filter(None, map(self._by_url.get, address_keys(details))), None)
+
+    def _store_at(self, details: ConnectionDetails) -> Store:
+        name = self._url_names(details)
+        if name is None:
+            raise self._refusal("No store of this mirror has the address in the connection details")
+        return self.stores[name]
+
+    def _refusal(self, summary: str, hint: str = "") -> RemoteMirrorError:
+        """A 400 naming what is allowed (store names only: their URLs are the operator's)."""
+        listed = ", ".join(f"{n!r} ({self.stores[n].kind})" for n in self.names)
+        allowed = (
+            f'this mirror serves {listed}: select one with "{SOURCE_KEY}", by a URL equal '
+            f"to a store's, or send {{}} for {self.default_name!r}"
+        )
+        return RemoteMirrorError(summary, f"{hint}; {allowed}" if hint else allowed)
 
     async def aclose(self) -> None:
-        """Close every built source (and the default) that has an ``aclose``."""
-        sources = [*self._built.values(), self.default]
-        self._built.clear()
-        for source in sources:
-            closer = getattr(source, "aclose", None)
-            if closer is not None:
-                result = closer()
-                if inspect.isawaitable(result):
-                    await result
+        """Close every store (connection pools, worker threads)."""
+        await asyncio.gather(*(store.aclose() for store in self.stores.values()))
 
     async def test_connection(self, connection_details: ConnectionDetails) -> None:
-        await self.source_for(connection_details).test_connection(connection_details)
+        source = await self.source_for(connection_details)
+        await source.test_connection(connection_details)
 
     async def field_names(
         self, query: FieldNamesQuery, connection_details: ConnectionDetails
     ) -> Sequence[FieldDescriptor]:
-        source = self.source_for(connection_details)
+        source = await self.source_for(connection_details)
         return await source.field_names(query, connection_details)
 
     async def field_values(
         self, query: FieldValuesQuery, connection_details: ConnectionDetails
     ) -> Sequence[FieldValueOption]:
-        source = self.source_for(connection_details)
+        source = await self.source_for(connection_details)
         return await source.field_values(query, connection_details)
 
     async def points(
         self, query: MetricsQuery, window: PointWindow, connection_details: ConnectionDetails
     ) -> Points:
-        source = self.source_for(connection_details)
+        source = await self.source_for(connection_details)
         return await source.points(query, window, connection_details)
 
     def __repr__(self) -> str:
-        # Never the details themselves: they may hold credentials.
-        return (
-            f"<RoutingSource default={self.default_name!r} sources={self.names} "
-            f"cached={len(self._built)}/{self.cache_size}>"
-        )
+        # Never the details or URLs: they may hold credentials.
+        return f"<RoutingSource default={self.default_name!r} stores={self.names}>"
 
 
-def _cache_key(details: ConnectionDetails) -> str:
-    """Canonical JSON of the details: equal details in any key order share one source."""
+def normal_url(text: str) -> str:
+    """A URL in the form store addresses are compared in: lower-case scheme and host,
+    the port always given, no credentials, query or trailing slash. ValueError for
+    anything that is not an http(s) URL with a host and a valid port."""
+    if len(text) > MAX_URL_CHARS:
+        raise ValueError(f"is longer than {MAX_URL_CHARS} characters")
     try:
-        return json.dumps(details, sort_keys=True, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError) as error:
-        raise RemoteMirrorError("Invalid connection details", str(error)) from None
+        url = httpx.URL(text.strip())
+    except Exception:  # httpx raises several types for malformed URLs
+        raise ValueError("is not a URL") from None
+    if url.scheme not in _DEFAULT_PORTS or not url.host:
+        raise ValueError("is not an http:// or https:// URL with a host")
+    port = url.port if url.port is not None else _DEFAULT_PORTS[url.scheme]
+    if not 0 < port < 65536:
+        raise ValueError(f"has port {port}, outside 1-65535")
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    return f"{url.scheme}://{host.lower()}:{port}{url.path.rstrip('/')}"
 
 
-def _build(name: str, factory: SourceFactory, details: ConnectionDetails) -> TelemetrySource:
-    """Run a factory; a failure is the user's form being wrong, so say which source."""
-    try:
-        return factory(details)
-    except MirrorError:
-        raise
-    except (TypeError, ValueError, KeyError, OSError) as error:
+def address_keys(details: ConnectionDetails) -> list[str]:
+    """The normal URLs the details' ``url`` or ``host``/``port`` may mean; a
+    RemoteMirrorError (400) naming the key when they are malformed."""
+    url, host, port = (details.get(key) for key in ADDRESS_KEYS)
+    if url is not None:
+        if not isinstance(url, str):
+            raise RemoteMirrorError("Invalid connection details", '"url" must be a string')
+        try:
+            return [normal_url(url)]
+        except ValueError as error:
+            raise RemoteMirrorError("Invalid connection details", f'"url" {error}') from None
+    if not isinstance(host, str) or not host or len(host) > 253 or "/" in host or "@" in host:
         raise RemoteMirrorError(
-            f"Invalid connection details for source {name!r}", str(error)
-        ) from None
+            "Invalid connection details", '"host" must be a host name (with "port" a number)'
+        )
+    port = DEFAULT_HOST_PORT if port is None else port
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise RemoteMirrorError("Invalid connection details", '"port" must be 1-65535')
+    try:
+        return [normal_url(f"{scheme}://{host}:{port}") for scheme in ("http", "https")]
+    except ValueError as error:
+        raise RemoteMirrorError("Invalid connection details", f'"host" {error}') from None
+
+
+def _check_depth(details: Any) -> None:
+    """Refuse details nested deeper than MAX_DETAILS_DEPTH (iteratively: no recursion)."""
+    stack: list[tuple[Any, int]] = [(details, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DETAILS_DEPTH:
+            raise RemoteMirrorError(
+                "Invalid connection details",
+                f"nested more than {MAX_DETAILS_DEPTH} levels deep",
+            )
+        if isinstance(value, Mapping):
+            stack.extend((v, depth + 1) for v in value.values() if isinstance(v, (Mapping, list)))
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value if isinstance(v, (Mapping, list)))

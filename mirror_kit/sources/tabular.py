@@ -11,7 +11,8 @@ One format, "wide": one row per timestamp and label combination::
   is at least 1e11 is read as milliseconds, otherwise as seconds);
 * **value** columns hold numbers; each becomes one series per label combination,
   with the label ``metric`` set to the column's name (so ``cpu.user`` and
-  ``cpu.system`` are offered as the pattern ``cpu.*``);
+  ``cpu.system`` are offered as the pattern ``cpu.*``); a query's ``metricField``
+  naming a value column selects that column (other ``metricField``s change nothing);
 * **label** columns become fields, typed BOOLEAN (all ``true``/``false``), NUMBER
   (all numbers) or STRING.
 
@@ -21,13 +22,21 @@ non-empty cell is a number, and a label otherwise; pass them to decide yourself
 skipped: an empty value is no point, an empty label is no label for that row.
 The table stands on SeriesCatalog, so conditions, field names and values behave
 exactly as for the synthetic source.
+
+``CsvStore`` serves CSV files as a store the operator configures: one file, or
+the files of one directory picked by ``{"file": "x.csv"}``; it parses off the
+event loop, re-reads a file when it changes, and never shows a server path.
 """
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import math
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
@@ -35,11 +44,11 @@ from typing import Any
 
 import numpy as np
 
-from ..protocol import (
-    FieldScalar,
-)
+from ..protocol import FieldScalar, MetricStoreConnectionError, MirrorError, RemoteMirrorError
 from .base import ConnectionDetails, Points, PointWindow
 from .catalog import CatalogSource, LabeledSeries, SeriesCatalog
+from .redaction import hide_paths
+from .routing import FILE_KEY, Store, close_quietly
 
 METRIC_LABEL = "metric"
 #: Epoch values at least this large are milliseconds (1e11 s is the year 5138).
@@ -162,7 +171,7 @@ class TabularSource(CatalogSource):
         built = _build_series(columns, timestamps, labels, values)
         if not built:
             raise ValueError("the table holds no value: every value cell is empty")
-        self.catalog = SeriesCatalog([s for s, _, _ in built], METRIC_LABEL)
+        self.catalog = SeriesCatalog([s for s, _, _ in built], METRIC_LABEL, values)
         self._data = {s.key: (t, v) for s, t, v in built}
 
     def __len__(self) -> int:
@@ -181,20 +190,27 @@ class TabularSource(CatalogSource):
 
 
 class CsvSource(TabularSource):
-    """A CSV file (read with the stdlib csv module; UTF-8, header row first)."""
+    """A CSV file (read with the stdlib csv module; UTF-8, header row first).
 
-    def __init__(self, path: str | Path, **options: Any) -> None:
+    Errors name the file as ``name`` (its file name by default), never its path.
+    """
+
+    def __init__(self, path: str | Path, *, name: str | None = None, **options: Any) -> None:
         self.path = Path(path)
+        self.name = name or self.path.name
         with self.path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.reader(handle)
-            header = next(reader, None)
-            if not header:
-                raise ValueError(f"{self.path}: no header row")
-            rows = [row for row in reader if any(cell.strip() for cell in row)]
+            try:
+                header = next(reader, None)
+                if not header:
+                    raise ValueError(f"{self.name}: no header row")
+                rows = [row for row in reader if any(cell.strip() for cell in row)]
+            except csv.Error as error:
+                raise ValueError(f"{self.name}, line {reader.line_num}: {error}") from None
         for number, row in enumerate(rows, start=2):
             if len(row) != len(header):
                 raise ValueError(
-                    f"{self.path}, line {number}: {len(row)} cells, the header has {len(header)}"
+                    f"{self.name}, line {number}: {len(row)} cells, the header has {len(header)}"
                 )
         super().__init__(
             {name: [row[i] for row in rows] for i, name in enumerate(header)}, **options
@@ -206,7 +222,7 @@ class CsvSource(TabularSource):
         return cls(sample_csv_path())
 
     def __repr__(self) -> str:
-        return f"CsvSource({str(self.path)!r}, series={len(self)})"
+        return f"CsvSource({self.name!r}, series={len(self)})"
 
 
 class DataFrameSource(TabularSource):
@@ -226,30 +242,247 @@ class DataFrameSource(TabularSource):
         super().__init__(columns, **options)
 
 
-def csv_factory(directory: str | Path) -> Callable[[ConnectionDetails], CsvSource]:
-    """A RoutingSource factory serving CSV files of one directory, chosen per request.
+#: Largest CSV file a store parses (parsing holds about ten times its size, briefly).
+DEFAULT_MAX_FILE_BYTES = 16 << 20
+#: Parses a store queues at most (a caller varying column choices cannot queue more).
+MAX_PENDING_PARSES = 2
+#: Parsed tables a directory store keeps (least recently used dropped first) ...
+DEFAULT_CACHE_SIZE = 8
+#: ... and the file bytes they may stand for together.
+DEFAULT_CACHE_BYTES = 64 << 20
+_OPTION_KEYS = (
+    ("timeColumn", "time_column"),
+    ("labelColumns", "label_columns"),
+    ("valueColumns", "value_columns"),
+)
 
-    Connection details: ``{"source": "csv", "file": "sample.csv"}`` plus optional
-    ``timeColumn``, ``labelColumns``, ``valueColumns``. Only files inside
-    ``directory`` can be named: the form's user cannot read anything else.
+
+@dataclass(frozen=True)
+class _Parsed:
+    """A parse of one file version: its source, or the error it gave."""
+
+    signature: tuple[int, int]  # (mtime_ns, size): a change of either re-reads the file
+    size: int
+    source: CsvSource | None = None
+    error: MirrorError | None = None
+
+
+class CsvStore(Store):
+    """CSV files as a store: one ``file``, or the files of a ``directory`` picked by
+    ``{"file": "x.csv"}`` in the connection details (``file`` is then the one served
+    without it). Only files inside ``directory`` can be named, symlinks included.
+
+    Each file is parsed on the store's own worker thread, one at a time, never on the
+    event loop; concurrent requests for one file share one parse, and at most
+    MAX_PENDING_PARSES parses wait (past that a request gets a 502 "busy"). A parse is kept
+    until the file's modification time or size changes, then the file is read again;
+    a file gone is a MetricStoreConnectionError. Caller-chosen ``timeColumn``,
+    ``labelColumns`` and ``valueColumns`` are part of what selects a parse; every
+    other key of the details is ignored.
     """
-    root = Path(directory).resolve()
 
-    def build(details: ConnectionDetails) -> CsvSource:
-        name = details.get("file")
-        if not isinstance(name, str) or not name:
-            raise ValueError('"file" must name a CSV file of the mirror\'s data directory')
-        path = (root / name).resolve()
-        if not path.is_relative_to(root) or not path.is_file():
-            raise ValueError(f'"file" {name!r} is not a file of the mirror\'s data directory')
-        return CsvSource(
-            path,
-            time_column=details.get("timeColumn"),
-            label_columns=details.get("labelColumns"),
-            value_columns=details.get("valueColumns"),
+    kind = "csv"
+
+    def __init__(
+        self,
+        file: str | Path | None = None,
+        directory: str | Path | None = None,
+        *,
+        name: str = "csv",
+        max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
+        **options: Any,
+    ) -> None:
+        if file is None and directory is None:
+            raise ValueError(f"CSV store {name!r} needs a file or a directory")
+        if min(max_file_bytes, cache_size, cache_bytes) < 1:
+            raise ValueError("max_file_bytes, cache_size and cache_bytes must be positive")
+        self.name = name
+        self.root = None if directory is None else Path(directory).resolve()
+        if self.root is not None and not self.root.is_dir():
+            raise ValueError(f"CSV store {name!r}: {directory} is not a directory")
+        self.file = None if file is None else self._resolve(str(file))
+        if self.file is not None and not self.file.is_file():
+            raise ValueError(f"CSV store {name!r}: {file} is not a file")
+        self.takes_files = self.root is not None
+        self.max_file_bytes, self.cache_size, self.cache_bytes = (
+            max_file_bytes,
+            cache_size,
+            cache_bytes,
+        )
+        self.options = options
+        self._parsed: OrderedDict[Any, _Parsed] = OrderedDict()
+        self._parsing: dict[Any, Future[_Parsed]] = {}
+        self._worker = ThreadPoolExecutor(1, thread_name_prefix=f"mirror-kit-csv-{name}")
+
+    def _resolve(self, name: str) -> Path:
+        path = Path(name)
+        if self.root is None or path.is_absolute():
+            return path.resolve()
+        return (self.root / path).resolve()
+
+    def _target(self, details: ConnectionDetails) -> tuple[Path, str, dict[str, Any]]:
+        """(path, name shown in errors, parse options) for a request; 400 when the
+        details name a file outside the directory or malformed options."""
+        name = details.get(FILE_KEY)
+        if name is None:
+            if self.file is None:
+                raise RemoteMirrorError(
+                    "Invalid connection details",
+                    f'"{FILE_KEY}" must name a CSV file of store {self.name!r}',
+                )
+            path = self.file
+            shown = path.name
+        else:
+            if not isinstance(name, str) or not name or len(name) > 255 or "\0" in name:
+                raise RemoteMirrorError(
+                    "Invalid connection details", f'"{FILE_KEY}" must be a file name'
+                )
+            path, shown = self._resolve(name), name
+            assert self.root is not None  # takes_files: the router let "file" through
+            known = any(key[0] == str(path) for key in self._parsed)  # gone: say so below
+            if not path.is_relative_to(self.root) or not (known or path.is_file()):
+                raise RemoteMirrorError(
+                    "Invalid connection details",
+                    f'"{FILE_KEY}" {name!r} is not a file of store {self.name!r}',
+                )
+        return path, shown, {**self.options, **_parse_options(details)}
+
+    async def source(self, connection_details: ConnectionDetails) -> CsvSource:
+        path, shown, options = self._target(connection_details)
+        key = (str(path), tuple(sorted((k, _hashable(v)) for k, v in options.items())))
+        signature = self._signature(path, shown)
+        parsed = self._parsed.get(key)
+        if parsed is None or parsed.signature != signature:
+            parsed = await self._parse(key, signature, path, shown, options)
+        else:
+            self._parsed.move_to_end(key)
+        if parsed.error is not None:
+            raise parsed.error
+        assert parsed.source is not None
+        return parsed.source
+
+    def _signature(self, path: Path, shown: str) -> tuple[int, int]:
+        try:
+            stat = path.stat()
+        except OSError:
+            raise MetricStoreConnectionError(
+                f"The CSV file {shown!r} of store {self.name!r} is gone"
+            ) from None
+        if stat.st_size > self.max_file_bytes:
+            raise RemoteMirrorError(
+                f"The CSV file {shown!r} is too large",
+                f"{stat.st_size:,} bytes, more than store {self.name!r} reads "
+                f"({self.max_file_bytes:,}, its maxFileBytes)",
+                http_status=502,
+            )
+        return stat.st_mtime_ns, stat.st_size
+
+    async def _parse(
+        self, key: Any, signature: tuple[int, int], path: Path, shown: str, options: Any
+    ) -> _Parsed:
+        """Parse on the worker thread; requests for one file version share the parse."""
+        job = (key, signature)
+        future = self._parsing.get(job)
+        if future is None:
+            if len(self._parsing) >= MAX_PENDING_PARSES:
+                raise RemoteMirrorError(
+                    f"CSV store {self.name!r} is busy reading other files",
+                    "try again in a moment",
+                    http_status=502,
+                )
+            future = self._worker.submit(self._read, signature, path, shown, options)
+            self._parsing[job] = future
+            # forget the job when it ends, even if every request waiting for it gave up
+            future.add_done_callback(lambda _, job=job: self._parsing.pop(job, None))
+        parsed = await asyncio.wrap_future(future)
+        current = self._parsed.get(key)
+        if current is None or current.signature != parsed.signature:
+            self._keep(key, parsed, current)
+        return parsed
+
+    def _read(
+        self, signature: tuple[int, int], path: Path, shown: str, options: dict[str, Any]
+    ) -> _Parsed:
+        """Runs on the worker thread: the parse, or the protocol error it is."""
+        try:
+            source = CsvSource(path, name=shown, **options)
+        except FileNotFoundError:
+            error: MirrorError = MetricStoreConnectionError(
+                f"The CSV file {shown!r} of store {self.name!r} is gone"
+            )
+        except UnicodeDecodeError:
+            error = self._unreadable(shown, "it is not UTF-8 text")
+        except OSError as failure:
+            error = self._unreadable(shown, failure.strerror or type(failure).__name__)
+        except (ValueError, TypeError) as failure:
+            reason = hide_paths(str(failure))
+            # the caller's column choices do not fit the file: the caller's fault (400)
+            caller = any(key in options and key not in self.options for _, key in _OPTION_KEYS)
+            error = RemoteMirrorError(
+                f"Invalid CSV for store {self.name!r}", reason, http_status=400 if caller else 502
+            )
+        else:
+            return _Parsed(signature, signature[1], source=source)
+        return _Parsed(signature, signature[1], error=error)
+
+    def _unreadable(self, shown: str, reason: str) -> MirrorError:
+        return RemoteMirrorError(
+            f"The CSV file {shown!r} of store {self.name!r} cannot be read",
+            hide_paths(reason),
+            http_status=502,
         )
 
-    return build
+    def _keep(self, key: Any, parsed: _Parsed, replaced: _Parsed | None) -> None:
+        """Cache a parse, dropping the least recently used past the count or byte bound."""
+        self._parsed[key] = parsed
+        self._parsed.move_to_end(key)
+        dropped = [] if replaced is None else [replaced]
+        while len(self._parsed) > 1 and (
+            len(self._parsed) > self.cache_size
+            or sum(p.size for p in self._parsed.values()) > self.cache_bytes
+        ):
+            dropped.append(self._parsed.popitem(last=False)[1])
+        for old in dropped:
+            if old.source is not None and hasattr(old.source, "aclose"):
+                asyncio.get_running_loop().create_task(close_quietly(old.source))
+
+    @property
+    def cached(self) -> list[CsvSource]:
+        """The parsed tables kept, least recently used first."""
+        return [p.source for p in self._parsed.values() if p.source is not None]
+
+    async def aclose(self) -> None:
+        self._parsed.clear()
+        self._worker.shutdown(wait=False, cancel_futures=True)
+
+    def __repr__(self) -> str:
+        served = "a directory" if self.root is not None else "one file"
+        return f"<CsvStore {self.name!r}: {served}, {len(self._parsed)} parsed>"
+
+
+def _hashable(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _parse_options(details: ConnectionDetails) -> dict[str, Any]:
+    """The caller's column choices, type-checked (400 naming the key)."""
+    out: dict[str, Any] = {}
+    for key, option in _OPTION_KEYS:
+        value = details.get(key)
+        if value is None:
+            continue
+        ok = (
+            isinstance(value, str)
+            if key == "timeColumn"
+            else (isinstance(value, list) and all(isinstance(v, str) for v in value))
+        )
+        if not ok or len(str(value)) > 4096:
+            kind = "a column name" if key == "timeColumn" else "a list of column names"
+            raise RemoteMirrorError("Invalid connection details", f'"{key}" must be {kind}')
+        out[option] = value
+    return out
 
 
 def _time_column(columns: Mapping[str, Sequence[Any]], chosen: str | None) -> str:

@@ -3,14 +3,22 @@
 Every Prometheus label is a STRING field. Conditions become matchers:
 
 * ``StringValue`` -> ``label="value"``
-* ``DoubleValue`` / ``BooleanValue`` -> ``label="<text form>"`` (``4``, ``2.5``, ``true``)
+* ``DoubleValue`` -> ``label="2.5"``; a whole number matches both of its text forms,
+  ``label=~"2|2\\.0"`` (stores hold either)
+* ``BooleanValue`` -> ``label="true"``
 * ``InSetValue`` -> ``label=~"a|b"``, each value ``re.escape``d
 
 Three extra fields, as in StackState's own Prometheus mirror:
 
-* ``__counter__ = X`` -> ``rate(X{...}[rateWindow])`` (a counter, served as a per-second rate)
+* ``__counter__ = X`` -> ``rate(X{...}[rateWindow])``: StackState's docs say counters
+  "are transformed to a rate", so the default is the per-second ``rate``;
+  ``counterFunction: "increase"`` gives ``increase(X{...}[rateWindow])`` (the increase
+  over the window: with ``rateWindow: "60s"`` what the aws-prometheus-mirror serves)
 * ``__gauge__ = X`` -> ``X{...}`` (the same as ``__name__ = X``)
 * ``~ = expr`` -> ``expr`` as is; it takes no other condition
+
+``metricField`` ("the source field for metric values") names no metric here: a
+Prometheus sample has one value, so it is accepted and selects nothing.
 """
 
 from __future__ import annotations
@@ -28,8 +36,7 @@ from ...protocol import (
     UnsupportedFieldTypeError,
     describe_conditions,
 )
-from ...protocol.values import as_text
-from ..catalog import VALUE_FIELDS
+from ...protocol.values import DoubleValue, as_text, text_forms
 
 NAME = "__name__"
 COUNTER = "__counter__"
@@ -55,6 +62,8 @@ def matcher(label: str, condition: EqualityCondition) -> str:
             raise MetricNotFoundError(condition.describe(), "An empty set selects no series.")
         pattern = "|".join(re.escape(v) for v in sorted(value.value))
         return f"{label}=~{quote(pattern)}"
+    if isinstance(value, DoubleValue) and len(forms := text_forms(value.value)) > 1:
+        return f"{label}=~{quote('|'.join(re.escape(f) for f in forms))}"
     return f"{label}={quote(as_text(value.value))}"
 
 
@@ -87,9 +96,12 @@ class QueryPlan:
 
 
 def plan(
-    conditions: Sequence[EqualityCondition], metric_field: str | None, rate_window_ms: int
+    conditions: Sequence[EqualityCondition], rate_window_ms: int, counter_function: str = "rate"
 ) -> QueryPlan:
-    """The PromQL a metrics query runs; raises for combinations that mean nothing."""
+    """The PromQL a metrics query runs; raises for combinations that mean nothing.
+
+    ``counter_function`` (``rate`` or ``increase``) is applied to ``__counter__`` metrics.
+    """
     conditions = tuple(conditions)
     described = describe_conditions(conditions)
     tilde = expression_condition(conditions)
@@ -100,8 +112,6 @@ def plan(
         raise RemoteMirrorError(
             "Conflicting conditions", f"{described}: choose either {COUNTER} or {GAUGE}"
         )
-    if not kinds and metric_field is not None and metric_field not in VALUE_FIELDS:
-        conditions += (EqualityCondition(NAME, StringValue(metric_field)),)
     chosen = selector(conditions)
     if chosen is None:
         raise RemoteMirrorError(
@@ -110,7 +120,8 @@ def plan(
             f"with {EXPRESSION}), then labels to narrow it",
         )
     if COUNTER in kinds:
-        return QueryPlan(f"rate({chosen}[{rate_window_ms}ms])", chosen, described)
+        expression = f"{counter_function}({chosen}[{rate_window_ms}ms])"
+        return QueryPlan(expression, chosen, described)
     return QueryPlan(chosen, chosen, described)
 
 

@@ -6,13 +6,19 @@ selectors built from the conditions. Raw points come from ``query_range`` on an
 epoch-aligned grid of ``step`` (set it to the scrape interval: then each point is
 one sample); aggregation is done by ``mirror_kit.service`` from those raw points,
 with the same epoch-aligned windows as for every other source.
+
+Every answer is checked before it is used (``label_list``, ``parse_matrix``): a
+store answering string timestamps, pairs that are not pairs, a ``result`` that is
+not a list, more points than the page asked for, or more label values than the
+store's ``maxFieldValues`` gets a 502 RemoteMirrorError, never a crash.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 from urllib.parse import quote
 
@@ -32,12 +38,15 @@ from ...protocol import (
 from ..base import ConnectionDetails, Points, PointWindow, TelemetrySource
 from ..catalog import hierarchical_options
 from . import promql
-from .api import Params, PrometheusApi
-from .config import NanInterpretation, PrometheusConfig
+from .api import Params, PrometheusApi, garbage
+from .config import NanInterpretation, PrometheusConfig, QueryOptions
 
 #: Prometheus refuses a query_range that would give one series more points than this.
 MAX_POINTS_PER_QUERY = 11_000
+#: Timestamps past this many seconds (the year 5138) are not Prometheus'.
+MAX_EPOCH_S = 1e11
 T = TypeVar("T")
+LabelSet = frozenset[tuple[str, str]]
 
 
 @dataclass(frozen=True)
@@ -81,9 +90,10 @@ def _seconds(ms: int) -> str:
 class PrometheusSource(TelemetrySource):
     """Serves one Prometheus, configured once (see PrometheusConfig / docs/sources.md).
 
-    Build it from the Mirror source form's connection details with ``from_details``
-    (that is what RoutingSource does per distinct details), or directly with a URL.
-    The connection details passed with each request are not read again.
+    The operator declares it (``from_declaration``, or directly with a URL); each
+    request's connection details may tune how data is read (``config.options``:
+    step, rate window, NaN handling, allowed headers) but never where or as whom the
+    mirror connects. One connection pool serves every request.
     """
 
     def __init__(self, config: PrometheusConfig | str, **options: Any) -> None:
@@ -93,8 +103,13 @@ class PrometheusSource(TelemetrySource):
         self.api = PrometheusApi(self.config)
 
     @classmethod
-    def from_details(cls, details: ConnectionDetails) -> PrometheusSource:
-        return cls(PrometheusConfig.from_details(details))
+    def from_declaration(cls, declaration: ConnectionDetails) -> PrometheusSource:
+        return cls(PrometheusConfig.from_declaration(declaration))
+
+    @property
+    def url(self) -> str:
+        """The base URL connection details may name to select this store."""
+        return self.config.url
 
     def __repr__(self) -> str:
         return f"PrometheusSource({self.config!r})"
@@ -104,69 +119,77 @@ class PrometheusSource(TelemetrySource):
 
     async def test_connection(self, connection_details: ConnectionDetails) -> None:
         """Ask ``/api/v1/status/buildinfo`` (``/-/healthy`` where that is missing)."""
+        options = self.config.options(connection_details)
         path = "/api/v1/status/buildinfo"
-        response = await self.api.get(path)
-        if response.status_code == 404:
+        answer = await self.api.get(path, (), options)
+        if answer.status == 404:
             path = "/-/healthy"
-            response = await self.api.get(path)
-            if response.is_success:
+            answer = await self.api.get(path, (), options)
+            if answer.ok:
                 return
-        self.api.read(path, response)
+        self.api.read(path, answer)
 
     async def field_names(
         self, query: FieldNamesQuery, connection_details: ConnectionDetails
     ) -> list[FieldDescriptor]:
         """The special fields, then Prometheus' label names under the conditions."""
+        options = self.config.options(connection_details)
         if promql.expression_condition(query.conditions) is not None:
             return [FieldDescriptor(promql.EXPRESSION)]
         match = promql.selector(query.conditions)
         params = self._range_params(query.start_time, query.end_time, match)
-        labels = await self.api.data("/api/v1/labels", params) or []
+        labels = await self._labels("/api/v1/labels", params, options)
         if match is not None and not labels:
-            raise MetricNotFoundError(match, "Prometheus has no series matching these conditions.")
+            return []  # conditions that match nothing: no names, as for field values
         specials = [FieldDescriptor(name) for name in promql.SPECIAL_FIELDS]
-        return specials + [FieldDescriptor(str(name)) for name in labels]
+        return specials + [FieldDescriptor(name) for name in labels]
 
     async def field_values(
         self, query: FieldValuesQuery, connection_details: ConnectionDetails
     ) -> list[FieldValueOption]:
         """Label values under the other conditions, filtered by the typed prefix."""
+        options = self.config.options(connection_details)
         name = query.field.field_name
         if name == promql.EXPRESSION:
             return []  # a PromQL expression is typed, not picked
         label = promql.NAME if name in promql.METRIC_FIELDS else name
         others = [c for c in query.conditions if not _narrows_label(c, label)]
         params = self._range_params(query.start_time, query.end_time, promql.selector(others))
-        path = f"/api/v1/label/{quote(label, safe='')}/values"
-        values = [str(v) for v in await self.api.data(path, params) or []]
-        return _options(values, query.field_value_prefix or "", self.config.hierarchical_values)
+        try:
+            path = f"/api/v1/label/{quote(label, safe='')}/values"
+        except UnicodeError:  # a lone surrogate: no URL can carry it
+            raise RemoteMirrorError(
+                "Invalid request: the field name is not valid Unicode"
+            ) from None
+        values = await self._labels(path, params, options)
+        return _options(values, query.field_value_prefix or "", options.hierarchical_values)
 
     async def points(
         self, query: MetricsQuery, window: PointWindow, connection_details: ConnectionDetails
     ) -> Points:
-        plan = promql.plan(
-            query.conditions, query.metric_field, self.config.effective_rate_window_ms
-        )
-        grid, truncated = window_grid(window, self.config.step_ms)
+        options = self.config.options(connection_details)
+        plan = promql.plan(query.conditions, options.rate_window_ms, options.counter_function)
+        grid, truncated = window_grid(window, options.step_ms)
         if grid is None:
             return Points.empty(truncated)
-        answers = await _bounded(
-            [self._query_range(plan.expression, s, e) for s, e in grid.chunks()],
+        pages = await _bounded(
+            [self._query_range(plan.expression, s, e, options) for s, e in grid.chunks()],
             self.config.concurrency,
         )
-        series = _merge([item for answer in answers for item in answer])
-        if len(series) > 1:
-            raise _several_series(plan, list(series))
-        if not series:
-            if plan.selector is not None and not await self._exists(plan.selector):
+        label_sets = list(dict.fromkeys(labels for page in pages for labels in page.label_sets))
+        if len(label_sets) > 1:
+            raise _several_series(plan, label_sets)
+        if not label_sets:
+            if plan.selector is not None and not await self._exists(plan.selector, options):
                 raise MetricNotFoundError(
                     plan.description, f"Prometheus has no series for {plan.expression}."
                 )
             return Points.empty(truncated)
-        timestamps, values = next(iter(series.values()))
+        timestamps = np.concatenate([p.timestamps for p in pages if p.timestamps is not None])
+        values = np.concatenate([p.values for p in pages if p.values is not None])
         inside = (timestamps >= window.start) & (timestamps < window.end)
         timestamps, values = timestamps[inside], values[inside]
-        if self.config.nan_interpretation is NanInterpretation.ZERO:
+        if options.nan_interpretation is NanInterpretation.ZERO:
             values = np.where(np.isnan(values), 0.0, values)
         return Points(timestamps, values, truncated)
 
@@ -174,22 +197,135 @@ class PrometheusSource(TelemetrySource):
         params = [("start", _seconds(start)), ("end", _seconds(max(start, end)))]
         return params + ([("match[]", match)] if match is not None else [])
 
-    async def _query_range(self, expression: str, start: int, end: int) -> list[dict[str, Any]]:
+    async def _labels(self, path: str, params: Params, options: QueryOptions) -> list[str]:
+        shape = partial(label_list, path=path, cap=self.config.max_field_values)
+        return await self.api.data(path, params, options, shape)
+
+    async def _query_range(
+        self, expression: str, start: int, end: int, options: QueryOptions
+    ) -> Page:
         params: Params = [
             ("query", expression),
             ("start", _seconds(start)),
             ("end", _seconds(end)),
-            ("step", _seconds(self.config.step_ms)),
+            ("step", _seconds(options.step_ms)),
         ]
-        data = await self.api.data("/api/v1/query_range", params)
-        if not isinstance(data, dict) or data.get("resultType") != "matrix":
-            raise RemoteMirrorError(
-                "Unexpected answer from Prometheus", "query_range did not answer a matrix"
-            )
-        return list(data.get("result") or [])
+        path = "/api/v1/query_range"
+        count = (end - start) // options.step_ms + 1
+        shape: Callable[[Any], Page] = partial(
+            parse_matrix, path=path, first_ms=start, last_ms=end, max_points=count
+        )
+        return await self.api.data(path, params, options, shape)
 
-    async def _exists(self, selector: str) -> bool:
-        return bool(await self.api.data("/api/v1/series", [("match[]", selector)]))
+    async def _exists(self, selector: str, options: QueryOptions) -> bool:
+        path = "/api/v1/series"
+        params = [("match[]", selector), ("limit", "1")]
+        return await self.api.data(path, params, options, partial(_non_empty_list, path=path))
+
+
+@dataclass(frozen=True)
+class Page:
+    """One query_range answer: every label set it holds, and the points of the first."""
+
+    label_sets: list[LabelSet]
+    timestamps: np.ndarray | None = None
+    values: np.ndarray | None = None
+
+
+def label_list(data: Any, path: str, cap: int) -> list[str]:
+    """Label names or values as Prometheus answers them: a list of at most ``cap``
+    strings (None counts as empty)."""
+    if data is None:
+        return []
+    if not isinstance(data, list) or not all(isinstance(v, str) for v in data):
+        raise garbage(path, "expected a list of strings")
+    if len(data) > cap:
+        raise RemoteMirrorError(
+            "Prometheus answered too many values",
+            f"{path}: {len(data):,}, more than the store's maxFieldValues ({cap:,}); "
+            "narrow the conditions",
+            http_status=502,
+        )
+    return data
+
+
+def _non_empty_list(data: Any, path: str) -> bool:
+    if data is not None and not isinstance(data, list):
+        raise garbage(path, "expected a list")
+    return bool(data)
+
+
+def parse_matrix(data: Any, path: str, first_ms: int, last_ms: int, max_points: int) -> Page:
+    """A query_range answer checked and converted: every series' labels, and the first
+    series' points (at most ``max_points``, ascending, inside ``[first_ms, last_ms]``).
+
+    Only the first series' points are converted: more than one series is an error
+    for a metric stream, and its message needs only their labels.
+    """
+    if not isinstance(data, dict) or data.get("resultType") != "matrix":
+        raise garbage(path, "query_range did not answer a matrix")
+    result = data.get("result")
+    if result is None:
+        return Page([])
+    if not isinstance(result, list):
+        raise garbage(path, '"result" is not a list')
+    label_sets: list[LabelSet] = []
+    first: tuple[np.ndarray, np.ndarray] | None = None
+    for item in result:
+        if not isinstance(item, dict):
+            raise garbage(path, "a series is not an object")
+        labels = _label_set(item.get("metric"), path)
+        pairs = item.get("values")
+        if not isinstance(pairs, list):
+            raise garbage(path, 'a series\'s "values" is not a list')
+        if not pairs:
+            continue
+        if labels not in label_sets:
+            label_sets.append(labels)
+        if first is None:
+            first = _pairs(pairs, path, max_points)
+        elif labels == label_sets[0]:
+            raise garbage(path, "a series appears twice")
+    if first is None:
+        return Page(label_sets)
+    stamps, values = first
+    inside = (stamps >= first_ms) & (stamps <= last_ms)
+    return Page(label_sets, stamps[inside], values[inside])
+
+
+def _label_set(metric: Any, path: str) -> LabelSet:
+    if metric is None:
+        return frozenset()
+    if not isinstance(metric, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in metric.items()
+    ):
+        raise garbage(path, 'a series\'s "metric" is not an object of strings')
+    return frozenset(metric.items())
+
+
+def _pairs(pairs: list[Any], path: str, max_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """``[[seconds, "value"], ...]`` as epoch-ms and float arrays; 502 for anything else."""
+    if len(pairs) > max_points:
+        raise garbage(path, f"{len(pairs):,} points where at most {max_points:,} were asked")
+    if not all(type(p) is list and len(p) == 2 for p in pairs):
+        raise garbage(path, "a point is not a [time, value] pair")
+    seconds = [p[0] for p in pairs]
+    texts = [p[1] for p in pairs]
+    if not all(type(t) in (int, float) for t in seconds):
+        raise garbage(path, "a timestamp is not a number")
+    if not all(type(v) is str for v in texts):
+        raise garbage(path, "a value is not a string")
+    stamps_s = np.asarray(seconds, dtype=np.float64)
+    if not np.all(np.abs(stamps_s) < MAX_EPOCH_S):
+        raise garbage(path, "a timestamp is out of range")
+    stamps = np.rint(stamps_s * 1000).astype(np.int64)
+    if len(stamps) > 1 and not np.all(np.diff(stamps) > 0):
+        raise garbage(path, "timestamps are not in ascending order")
+    try:
+        values = np.fromiter(map(float, texts), dtype=np.float64, count=len(texts))
+    except ValueError:
+        raise garbage(path, "a value is not a number") from None
+    return stamps, values
 
 
 def _narrows_label(condition: EqualityCondition, label: str) -> bool:
@@ -218,24 +354,7 @@ async def _bounded(jobs: Sequence[Awaitable[T]], concurrency: int) -> list[T]:
     return list(await asyncio.gather(*(run(j) for j in jobs)))
 
 
-def _merge(items: list[dict[str, Any]]) -> dict[frozenset[tuple[str, str]], tuple[Any, Any]]:
-    """Series by label set, each the concatenation of its chunks (ascending time)."""
-    parts: dict[frozenset[tuple[str, str]], list[tuple[np.ndarray, np.ndarray]]] = {}
-    for item in items:
-        labels = frozenset((item.get("metric") or {}).items())
-        pairs = item.get("values") or []
-        if not pairs:
-            continue
-        table = np.asarray(pairs, dtype=object)
-        stamps = np.rint(table[:, 0].astype(np.float64) * 1000).astype(np.int64)
-        parts.setdefault(labels, []).append((stamps, table[:, 1].astype(np.float64)))
-    return {
-        labels: (np.concatenate([t for t, _ in ps]), np.concatenate([v for _, v in ps]))
-        for labels, ps in parts.items()
-    }
-
-
-def _several_series(plan: promql.QueryPlan, label_sets: list[frozenset]) -> RemoteMirrorError:
+def _several_series(plan: promql.QueryPlan, label_sets: list[LabelSet]) -> RemoteMirrorError:
     """The error for a query that selects more than one series: which labels differ."""
     dicts = [dict(s) for s in label_sets]
     names = sorted({k for d in dicts for k in d})
