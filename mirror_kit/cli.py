@@ -18,7 +18,15 @@ from collections.abc import Sequence
 from aiohttp import web
 
 from .conformance import command as check_command
-from .server import DEFAULT_API_KEY, DEFAULT_PORT, ServerSettings, create_app, workers
+from .server import (
+    DEFAULT_API_KEY,
+    DEFAULT_PORT,
+    MirrorRunner,
+    ServerSettings,
+    create_app,
+    workers,
+)
+from .server.lifecycle import ACCEPT_BURST
 from .service import Limits
 from .simulate import command as simulate_command
 from .sources import StoreConfig
@@ -32,6 +40,24 @@ TIMEOUT_FLAGS = (
     ("--keepalive-timeout", "keepalive_timeout_s", "seconds an idle connection is kept"),
     ("--body-timeout", "body_timeout_s", "seconds a request body may take to arrive (408)"),
     ("--send-timeout", "send_timeout_s", "seconds an answer may take to be read (then aborted)"),
+)
+
+
+#: (flag, ServerSettings field, environment variable, help) of flags the environment sets.
+ENV_FLAGS = (
+    (
+        "--max-connections",
+        "max_connections",
+        "MIRROR_KIT_MAX_CONNECTIONS",
+        "open connections; past it the oldest idle ones are closed, or new ones get a 503 "
+        "(lowered to what ulimit -n allows)",
+    ),
+    (
+        "--stop-grace",
+        "stop_grace_s",
+        "MIRROR_KIT_STOP_GRACE",
+        "seconds requests in progress or queued get to be answered on SIGTERM/Ctrl-C",
+    ),
 )
 
 
@@ -89,6 +115,10 @@ def _parser() -> argparse.ArgumentParser:
     defaults = ServerSettings()
     for flag, field, meaning in TIMEOUT_FLAGS:
         serve.add_argument(flag, type=float, default=getattr(defaults, field), help=meaning)
+    for flag, field, variable, meaning in ENV_FLAGS:
+        kind = type(getattr(defaults, field))
+        default = kind(os.environ.get(variable) or getattr(defaults, field))
+        serve.add_argument(flag, type=kind, default=default, help=f"{meaning} (env {variable})")
     serve.add_argument(
         "--auth-secret",
         default=os.environ.get("MIRROR_KIT_AUTH_SECRET"),
@@ -139,6 +169,8 @@ def serve(args: argparse.Namespace) -> int:
             send_timeout_s=args.send_timeout,
             auth_secret=args.auth_secret,
             limits=Limits(args.max_points, args.max_answer_points),
+            max_connections=args.max_connections,
+            stop_grace_s=args.stop_grace,
         )
         stores = _store_config(args)
         source = stores.build()
@@ -175,22 +207,27 @@ def _store_config(args: argparse.Namespace) -> StoreConfig:
 
 
 async def _serve(app: web.Application, host: str, port: int, banner: str) -> None:
-    runner = web.AppRunner(app, access_log=None)
+    """Serve until SIGTERM or SIGINT, then stop gracefully (MirrorRunner.cleanup)."""
+    runner = MirrorRunner(app)
     await runner.setup()
     # The objects made at start-up live for ever: keep them out of the collector's
     # full passes, which otherwise add ~15 ms pauses to answers (bench/README.md).
     gc.freeze()
     try:
-        await web.TCPSite(runner, host, port, backlog=1024).start()
+        await web.TCPSite(runner, host, port, backlog=ACCEPT_BURST).start()
         print(banner, "\nPress Ctrl-C to stop.", sep="\n", flush=True)
         stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError):  # no signal handlers on Windows
-            # `docker stop`, systemd and Kubernetes send SIGTERM: stop as cleanly as Ctrl-C
-            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-        await stop.wait()  # until SIGTERM, or Ctrl-C cancels this task
-        print("\nStopped.", flush=True)
+            # Ctrl-C, and what `docker stop`, systemd and Kubernetes send: both stop
+            # gracefully, in this task (not by cancelling it)
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        print("\nStopping: answering the requests received...", flush=True)
     finally:
         await runner.cleanup()
+    print("Stopped.", flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

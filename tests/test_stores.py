@@ -363,7 +363,7 @@ async def test_gunicorns_app_factory_reads_the_store_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("MIRROR_KIT_PROMETHEUS_URL", "http://127.0.0.1:9")
-    app = await workers.app_factory()
+    app = (await workers.app_factory()).app  # the factory returns a MirrorRunner
     from mirror_kit.server.app import SOURCE
 
     assert app[SOURCE].names == ["synthetic", "prometheus"]  # type: ignore[attr-defined]

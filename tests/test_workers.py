@@ -237,3 +237,17 @@ def test_gunicorn_command_line_with_the_app_factory() -> None:
     assert answer.headers[API_KEY_HEADER] == "from-env"
     telemetry = answer.json()["telemetry"]
     assert len(telemetry["points"]) == 100 and telemetry["isPartial"] is True
+
+
+def test_settings_from_env_for_the_cap_and_the_stop() -> None:
+    settings = settings_from_env(
+        {
+            "MIRROR_KIT_MAX_CONNECTIONS": "300",
+            "MIRROR_KIT_STOP_GRACE": "4.5",
+            "MIRROR_KIT_MAX_UNSENT_BYTES": "1048576",
+        }
+    )
+    assert settings.max_connections == 300 and settings.stop_grace_s == 4.5
+    assert settings.max_unsent_bytes == 1 << 20
+    # the arbiter waits for the grace and the settle before it kills a worker
+    assert gunicorn_options(settings, "127.0.0.1", 7007, 2)["graceful_timeout"] >= 4.5 + 1

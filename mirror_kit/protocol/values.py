@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import math
 from dataclasses import dataclass
 from enum import Enum
@@ -133,6 +134,14 @@ def as_text(value: FieldScalar) -> str:
     return str(value)
 
 
+def _finite(number: float) -> bool:
+    """Whether a JSON number is a finite double; an integer past 1.8e308 is not."""
+    try:
+        return math.isfinite(number)
+    except OverflowError:  # math.isfinite(10**400) converts to float, and cannot
+        return False
+
+
 def text_forms(value: FieldScalar) -> tuple[str, ...]:
     """Every text a store may hold for a value: a whole double reads ``2`` and ``2.0``.
 
@@ -180,7 +189,7 @@ def _value_from_json(body: Any, path: str) -> ConditionValue:
             raise invalid(vpath, "must be true or false")
         return BooleanValue(raw)
     if kind == "DoubleValue":
-        if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not math.isfinite(raw):
+        if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not _finite(raw):
             raise invalid(vpath, "must be a finite number")
         return DoubleValue(float(raw))
     if kind == "InSetValue":
@@ -214,7 +223,7 @@ class EqualityCondition:
 
     def describe(self) -> str:
         if isinstance(self.value, InSetValue):
-            shown = ", ".join(sorted(self.value.value)[:5])
+            shown = ", ".join(heapq.nsmallest(5, self.value.value))  # not a full sort
             more = "" if len(self.value.value) <= 5 else f", ... ({len(self.value.value)})"
             return f"{self.key} in [{shown}{more}]"
         return f"{self.key}={as_text(self.value.value)}"

@@ -10,6 +10,7 @@ from .app import (
     ServerSettings,
     create_app,
 )
+from .lifecycle import MirrorRunner
 from .requestlog import RequestLog, RequestLogEntry
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "REQUEST_LOG",
     "SETTINGS",
     "SOURCE",
+    "MirrorRunner",
     "RequestLog",
     "RequestLogEntry",
     "ServerSettings",

@@ -25,12 +25,14 @@ import json
 import logging
 import sys
 import time
+import zlib
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from .. import openapi, service
 from ..protocol import ROUTES, MetricsResponse, MirrorError, RemoteMirrorError
@@ -38,6 +40,7 @@ from ..protocol.encoding import encode
 from ..sources import SyntheticSource, TelemetrySource
 from . import auth
 from .requestlog import RequestLog, Subject, summary_of
+from .tally import LOG_INTERVAL_S, Tally
 
 log = logging.getLogger("mirror_kit.server")
 
@@ -64,6 +67,12 @@ class ServerSettings:
     body_timeout_s: float = 30.0
     #: An answer must be written within this, or the connection is aborted.
     send_timeout_s: float = 60.0
+    #: Open connections; past it the oldest idle ones are closed (lifecycle.py).
+    max_connections: int = 1000
+    #: Bytes of answers being written to clients; past it the oldest sends are aborted.
+    max_unsent_bytes: int = 32 << 20
+    #: On SIGTERM/SIGINT, requests in progress and queued get this long to be answered.
+    stop_grace_s: float = 15.0
 
 
 #: Answers smaller than this fit the transport's buffer (aiohttp waits for a drain
@@ -90,6 +99,27 @@ else:  # pragma: no cover - Python 3.10 lacks asyncio.timeout
 SOURCE = web.AppKey("source", TelemetrySource)
 SETTINGS = web.AppKey("settings", ServerSettings)
 REQUEST_LOG = web.AppKey("request_log", RequestLog)
+
+
+class Connections:
+    """What the connection cap must know: which connections are answering a request
+    now (never closed), and which have answered one (closed after those that never
+    did: a client's kept-alive connection outlives a flood of idle ones)."""
+
+    def __init__(self) -> None:
+        self.busy: set[Any] = set()
+        self.served: set[Any] = set()
+        self._prune_at = 1024
+
+    def mark_served(self, connection: Any) -> None:
+        served = self.served
+        served.add(connection)
+        if len(served) > self._prune_at:  # forget closed ones; amortised O(1)
+            served.intersection_update([c for c in served if c.transport is not None])
+            self._prune_at = max(1024, 2 * len(served))
+
+
+CONNECTIONS = web.AppKey("connections", Connections)
 OPENAPI = web.AppKey("openapi", dict)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -124,6 +154,9 @@ def create_app(
             # after an early answer (408, 413), read and drop the rest of a body no
             # longer than the body timeout (aiohttp's default: 10 s)
             "lingering_time": min(10.0, settings.body_timeout_s),
+            # bodies are decoded by _decoded: aiohttp's parser would answer an encoding
+            # it cannot decode (br without Brotli) with a text/plain 400 of its own
+            "auto_decompress": False,
         },
     )
     app[SOURCE] = source
@@ -133,7 +166,9 @@ def create_app(
         api_key_header=API_KEY_HEADER,
         auth_header=None if settings.auth_secret is None else auth.AUTH_HEADER,
     )
-    guard = _Guard(settings, request_log)
+    connections = Connections()
+    app[CONNECTIONS] = connections
+    guard = _Guard(settings, request_log, connections)
     for prefix in auth.route_prefixes(settings.auth_secret):
         for path, request_type in ROUTES.items():
             handler = _method_handler(request_type, source, settings)
@@ -163,6 +198,9 @@ def _method_handler(
         raw = _arrived_body(request)
         if raw is None:
             raw = await _late_body(request, settings.body_timeout_s)
+        encoding = request.headers.get(hdrs.CONTENT_ENCODING)
+        if encoding is not None:
+            raw = _decoded(raw, encoding, request.client_max_size)
         parsed = request_type.from_json(_parse_json(raw))
         facts.subject = parsed.summary
         try:
@@ -211,6 +249,40 @@ async def _late_body(request: web.Request, timeout_s: float) -> bytes:
             f"Content-Length announced more than arrived within {timeout_s:g} s",
             http_status=408,
         ) from None
+
+
+#: Content-Encoding -> zlib wbits: gzip; zlib-wrapped deflate (RFC 9110), or raw deflate.
+_CODINGS = {"gzip": (31,), "x-gzip": (31,), "deflate": (15, -15)}
+
+
+def _decoded(raw: bytes, encoding: str, cap: int) -> bytes:
+    """The body with its Content-Encoding undone, inflating no more than ``cap`` bytes.
+
+    One coding of gzip or deflate (or identity): what HTTP clients send. Others (br,
+    zstd, stacked codings) are refused with a 400 naming those the mirror takes.
+    """
+    coding = encoding.strip().lower()
+    if coding in ("", "identity"):
+        return raw
+    if coding not in _CODINGS:
+        raise RemoteMirrorError(
+            "Unsupported Content-Encoding",
+            f"{encoding[:40]!r}: the mirror takes gzip, deflate or identity",
+        )
+    for wbits in _CODINGS[coding]:
+        inflater = zlib.decompressobj(wbits)
+        try:
+            body = inflater.decompress(raw, cap + 1)
+        except zlib.error:
+            continue
+        if len(body) > cap or inflater.unconsumed_tail:
+            raise web.HTTPRequestEntityTooLarge(cap, len(raw))
+        if inflater.eof and not inflater.unused_data:
+            return body
+    raise RemoteMirrorError(
+        f"Invalid request: body is not valid {coding}",
+        "the body does not decode as its Content-Encoding says (truncated, trailing or plain)",
+    )
 
 
 def _parse_json(raw: bytes) -> Any:
@@ -278,9 +350,14 @@ def _http_error(error: web.HTTPException) -> MirrorError:
 class _Guard:
     """Wraps route handlers in the concerns every answer shares (see the module doc)."""
 
-    def __init__(self, settings: ServerSettings, request_log: RequestLog) -> None:
+    def __init__(
+        self, settings: ServerSettings, request_log: RequestLog, connections: Connections
+    ) -> None:
         self.settings = settings
         self.request_log = request_log
+        self.connections = connections
+        self.busy = connections.busy
+        self.sends = SendBudget(settings.max_unsent_bytes)
 
     def __call__(
         self, endpoint: Endpoint, method: str | None = None, route: str | None = None
@@ -290,8 +367,18 @@ class _Guard:
         secret taken out)."""
         api_key, secret = self.settings.api_key, self.settings.auth_secret
         send_timeout_s, record = self.settings.send_timeout_s, self.request_log.record
+        busy, sends, connections = self.busy, self.sends, self.connections
 
         async def guarded(request: web.Request) -> web.StreamResponse:
+            connection = request.protocol
+            busy.add(connection)  # answering: the connection cap may not close it
+            try:
+                return await answer(request)
+            finally:
+                busy.discard(connection)
+                connections.mark_served(connection)
+
+        async def answer(request: web.Request) -> web.StreamResponse:
             started = time.perf_counter()
             path = route or auth.public_path(request.path, secret)
             facts = Facts()
@@ -312,7 +399,7 @@ class _Guard:
             )
             body = getattr(response, "body", None)
             if not (isinstance(body, bytes) and len(body) < SMALL_ANSWER_BYTES):
-                await _send(request, response, send_timeout_s, path)
+                return await _send(request, response, send_timeout_s, path, sends)
             return response  # a small answer cannot stall: aiohttp writes it
 
         guarded.__name__ = endpoint.__name__
@@ -340,17 +427,60 @@ def _failure_response(
     return response
 
 
+class SendBudget:
+    """Bounds the bytes of answers being written: past ``max_bytes``, the oldest go.
+
+    A client that never reads holds its whole answer (and the handler around it) in
+    memory until the send timeout; 150 of them held 1.5 GiB. So the answers being
+    written are counted, and when a new one would take the total past the budget,
+    the sends that started first -- the slowest readers -- are aborted, whatever
+    their timeout. A client reading at any normal speed is done long before.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.total = 0
+        self._sends: dict[asyncio.Transport, int] = {}  # oldest first
+        self._tally = Tally(self._describe, LOG_INTERVAL_S)
+
+    def start(self, transport: asyncio.Transport, size: int) -> None:
+        self._sends[transport] = size
+        self.total += size
+        while self.total > self.max_bytes and len(self._sends) > 1:
+            oldest = next(iter(self._sends))
+            self.finish(oldest)
+            oldest.abort()
+            self._tally.add("aborted")
+
+    def _describe(self, counts: Counter[str]) -> str:
+        return (
+            f"{counts['aborted']} answer(s) aborted in the last {LOG_INTERVAL_S:g} s or "
+            f"less: clients not reading them held more than the {self.max_bytes} bytes of "
+            "unsent answers allowed (max_unsent_bytes)"
+        )
+
+    def finish(self, transport: asyncio.Transport) -> None:
+        self.total -= self._sends.pop(transport, 0)
+
+
 async def _send(
-    request: web.Request, response: web.StreamResponse, timeout_s: float, path: str
-) -> None:
-    """Write the answer, aborting the connection if it is not written within ``timeout_s``.
+    request: web.Request,
+    response: web.StreamResponse,
+    timeout_s: float,
+    path: str,
+    budget: SendBudget,
+) -> web.StreamResponse:
+    """Write the answer, aborting the connection if it is not written within ``timeout_s``
+    or if unsent answers exceed their byte budget; returns the response written.
 
     aiohttp has no write timeout: a client that stops reading would hold the
     connection, the handler and the encoded body in memory for ever.
     """
     transport = request.transport
     if transport is None:
-        return
+        return response
+    body = getattr(response, "body", None)
+    budget.start(transport, len(body) if isinstance(body, bytes) else SMALL_ANSWER_BYTES)
 
     def abort() -> None:
         log.warning(
@@ -364,9 +494,33 @@ async def _send(
 
     timer = asyncio.get_running_loop().call_later(timeout_s, abort)
     try:
-        await response.prepare(request)
-        await response.write_eof()
+        if isinstance(body, bytes):
+            response = await _write_in_chunks(request, response, body)
+        else:
+            await response.prepare(request)
+            await response.write_eof()
     except ConnectionError:
         pass  # the client left or was aborted; aiohttp ends the connection
     finally:
         timer.cancel()
+        budget.finish(transport)
+    return response
+
+
+#: A large answer goes out this much at a time, each waiting for the last to drain.
+SEND_CHUNK_BYTES = 64 * 1024
+
+
+async def _write_in_chunks(
+    request: web.Request, response: web.StreamResponse, body: bytes
+) -> web.StreamResponse:
+    """The body written a slice at a time, so the transport never holds a copy of it
+    (asyncio's buffer would copy what the socket does not take at once)."""
+    stream = web.StreamResponse(status=response.status, headers=response.headers)
+    stream.content_length = len(body)
+    await stream.prepare(request)
+    view = memoryview(body)
+    for start in range(0, len(body), SEND_CHUNK_BYTES):
+        await stream.write(view[start : start + SEND_CHUNK_BYTES])
+    await stream.write_eof()
+    return stream

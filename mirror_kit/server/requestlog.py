@@ -1,16 +1,19 @@
 """A bounded log of the requests a mirror received, for the notebook to show.
 
 When a real StackState is connected, this is where the user sees its calls arrive.
-The buffer keeps the newest ``size`` entries, so memory stays bounded however long
-the mirror serves. It is read from other threads (the notebook), hence the lock.
+The log is bounded twice: it keeps the newest ``size`` entries, and no more than
+``max_bytes`` of them, so memory stays within a fixed budget however long the
+mirror serves and whatever the requests hold. It is read from other threads (the
+notebook), hence the lock.
 
-Recording is on every request's path and reading is rare, so ``record`` keeps the
-bare facts (a tuple, the parsed request's ``summary`` method uncalled) and
-``entries`` builds the RequestLogEntry objects and summaries when someone looks.
+Each entry is rendered when it is recorded and cut to a few hundred characters: the
+log never keeps a parsed request (a 1 MiB ``connectionDetails``, a huge
+``InSetValue``) alive, only its short summary.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections import deque
@@ -18,8 +21,15 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-#: A request's summary, or what makes it when the log is read.
+#: A request's summary, or what makes it (called once, when the request is recorded).
 Subject = str | Callable[[], str]
+
+#: Characters kept of a summary, a path and a method name; the rest becomes "...".
+SUMMARY_CHARS = 240
+PATH_CHARS = 120
+METHOD_CHARS = 24
+#: What an entry costs besides its strings (the tuple, floats, ints), in bytes.
+ENTRY_OVERHEAD_BYTES = 160
 
 
 @dataclass(slots=True)  # not frozen: one is built per request, frozen init is slower
@@ -36,12 +46,14 @@ class RequestLogEntry:
         return asdict(self)
 
 
-_Record = tuple[float, float, str, str, Subject, int, "int | None"]
+_Record = tuple[float, float, str, str, str, int, "int | None", int]
 
 
 class RequestLog:
-    def __init__(self, size: int = 500) -> None:
+    def __init__(self, size: int = 500, max_bytes: int = 512 * 1024) -> None:
         self._entries: deque[_Record] = deque(maxlen=size)
+        self._bytes = 0
+        self.max_bytes = max_bytes
         self._lock = threading.Lock()
 
     def record(
@@ -55,9 +67,18 @@ class RequestLog:
     ) -> None:
         """Log a request answered now that started at ``started`` (time.perf_counter)."""
         latency_s = time.perf_counter() - started
-        record = (time.time() - latency_s, latency_s, method, path, subject, status, points)
+        method, path = shorten(method, METHOD_CHARS), shorten(path, PATH_CHARS)
+        summary = shorten(summary_of(subject), SUMMARY_CHARS)
+        cost = ENTRY_OVERHEAD_BYTES + sum(map(sys.getsizeof, (method, path, summary)))
+        record = (time.time() - latency_s, latency_s, method, path, summary, status, points, cost)
         with self._lock:
-            self._entries.append(record)
+            entries = self._entries
+            if len(entries) == entries.maxlen:
+                self._bytes -= entries[0][-1]  # append drops the oldest
+            entries.append(record)
+            self._bytes += cost
+            while self._bytes > self.max_bytes and len(entries) > 1:
+                self._bytes -= entries.popleft()[-1]
 
     def entries(self, last: int | None = None) -> list[RequestLogEntry]:
         """A copy of the entries, oldest first (only the ``last`` newest if given)."""
@@ -66,9 +87,15 @@ class RequestLog:
         records = records if last is None else records[-last:] if last > 0 else []
         return [_entry(*record) for record in records]
 
+    @property
+    def size_bytes(self) -> int:
+        """What the entries cost, as the budget counts it (at most ``max_bytes``)."""
+        return self._bytes
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._bytes = 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -79,14 +106,19 @@ def summary_of(subject: Subject) -> str:
     return subject if isinstance(subject, str) else subject()
 
 
+def shorten(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, the cut marked with "..."."""
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _entry(
     arrived: float,
     latency_s: float,
     method: str,
     path: str,
-    subject: Subject,
+    summary: str,
     status: int,
     points: int | None,
+    cost: int,
 ) -> RequestLogEntry:
-    summary = summary_of(subject)
     return RequestLogEntry(arrived, method, path, summary, status, latency_s * 1000.0, points)

@@ -23,8 +23,9 @@ Two ways in (``pip install 'mirror-kit[deploy]'``; Linux and macOS, not Windows)
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -33,6 +34,7 @@ from ..service import Limits
 from ..sources import StoreConfig, TelemetrySource
 from ..sources.stores import STORE_SETTINGS
 from .app import ServerSettings, create_app
+from .lifecycle import SETTLE_MAX_S, MirrorRunner
 
 WORKER_CLASS = "aiohttp.GunicornWebWorker"
 _DEFAULTS = ServerSettings()
@@ -48,6 +50,9 @@ ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
     "MIRROR_KIT_SEND_TIMEOUT": ("send_timeout_s", float),
     "MIRROR_KIT_MAX_POINTS": ("max_points", int),
     "MIRROR_KIT_MAX_ANSWER_POINTS": ("max_answer_points", int),
+    "MIRROR_KIT_MAX_CONNECTIONS": ("max_connections", int),
+    "MIRROR_KIT_MAX_UNSENT_BYTES": ("max_unsent_bytes", int),
+    "MIRROR_KIT_STOP_GRACE": ("stop_grace_s", float),
 }
 _LIMIT_FIELDS = ("max_points", "max_answer_points")
 #: Environment variable -> store setting (the same table as ``serve``'s store flags).
@@ -73,10 +78,14 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> ServerSetting
     return ServerSettings(**values, limits=limits)
 
 
-async def app_factory() -> web.Application:
+async def app_factory() -> web.AppRunner:
     """For gunicorn's command line: the mirror and its stores, configured from the
-    environment (only the synthetic store when no store variable is set)."""
-    return create_app(StoreConfig.from_env().build(), settings_from_env())
+    environment (only the synthetic store when no store variable is set).
+
+    It returns the runner, not the app (aiohttp's worker takes either): MirrorRunner
+    brings the connection cap and the graceful stop (lifecycle.py) to each worker.
+    """
+    return MirrorRunner(create_app(StoreConfig.from_env().build(), settings_from_env()))
 
 
 def bind_address(host: str, port: int) -> str:
@@ -97,7 +106,9 @@ def gunicorn_options(
         "keepalive": int(settings.keepalive_timeout_s),
         # The arbiter restarts a worker silent this long; a request is cut sooner.
         "timeout": int(settings.request_timeout_s) + 30,
-        "graceful_timeout": 10,
+        # SIGTERM to the arbiter: each worker lets sent requests arrive (at most
+        # SETTLE_MAX_S), answers them within the grace, and is killed only after that
+        "graceful_timeout": math.ceil(settings.stop_grace_s + SETTLE_MAX_S) + 5,
         "accesslog": None,  # like `serve`: the request log is the app's own
         "errorlog": "-",
         "loglevel": "info",
@@ -151,8 +162,11 @@ def _application(
             if banner is not None:
                 self.cfg.set("when_ready", lambda _arbiter: print(banner, flush=True))
 
-        def load(self) -> web.Application:
-            source = None if source_factory is None else source_factory()
-            return create_app(source, settings)  # in each worker, after the fork
+        def load(self) -> Callable[[], Awaitable[web.AppRunner]]:
+            async def runner() -> web.AppRunner:  # in each worker, after the fork
+                source = None if source_factory is None else source_factory()
+                return MirrorRunner(create_app(source, settings))
+
+            return runner
 
     return MirrorApplication(prog="mirror-kit")

@@ -24,8 +24,10 @@ Rules (documented in the README):
 
 from __future__ import annotations
 
-import functools
+import sys
+import threading
 from abc import abstractmethod
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -84,6 +86,70 @@ def hierarchical_options(values: Iterable[FieldScalar], prefix: str) -> list[Fie
     return [options[k] for k in sorted(options)]
 
 
+_MemoKey = tuple[tuple[EqualityCondition, ...], "str | None"]
+
+
+class SelectionMemo:
+    """The latest selections, least recently used dropped first, within ``max_bytes``.
+
+    Bounded in bytes, not entries: a key is what the caller sent (one condition set
+    may be a 1 MiB ``InSetValue``), a value may hold every series. A selection
+    costing more than an eighth of the budget is not kept at all, so one hostile
+    request can neither fill the memo nor flush it. functools.lru_cache and
+    cachetools count entries or the value only; the key's size is what matters here.
+    Thread-safe: notebooks call sources from their own threads.
+    """
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.size_bytes = 0
+        self._entries: OrderedDict[_MemoKey, tuple[tuple[LabeledSeries, ...], int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: _MemoKey) -> tuple[LabeledSeries, ...] | None:
+        with self._lock:
+            found = self._entries.get(key)
+            if found is None:
+                return None
+            self._entries.move_to_end(key)
+            return found[0]
+
+    def put(self, key: _MemoKey, chosen: tuple[LabeledSeries, ...]) -> None:
+        cost = _key_bytes(key) + sys.getsizeof(chosen)
+        if cost > self.max_bytes // 8:
+            return
+        with self._lock:
+            previous = self._entries.pop(key, None)
+            if previous is not None:
+                self.size_bytes -= previous[1]
+            self._entries[key] = (chosen, cost)
+            self.size_bytes += cost
+            while self.size_bytes > self.max_bytes:
+                _, (_, dropped) = self._entries.popitem(last=False)
+                self.size_bytes -= dropped
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+#: What a condition or a key tuple costs besides its strings (objects, tuple slots).
+_CONDITION_BYTES = 200
+
+
+def _key_bytes(key: _MemoKey) -> int:
+    """About what a memo key holds in memory: its strings and the objects around them."""
+    conditions, metric_field = key
+    total = sys.getsizeof(conditions) + sys.getsizeof(metric_field)
+    for condition in conditions:
+        total += _CONDITION_BYTES + sys.getsizeof(condition.key)
+        value = condition.value.value
+        if isinstance(value, frozenset):
+            total += sys.getsizeof(value) + sum(map(sys.getsizeof, value))
+        else:
+            total += sys.getsizeof(value)
+    return total
+
+
 class SeriesCatalog:
     """An immutable list of labelled series with the fields their labels define."""
 
@@ -92,6 +158,7 @@ class SeriesCatalog:
         series: Sequence[LabeledSeries],
         metric_label: str = "metric",
         value_fields: Iterable[str] = (),
+        memo_bytes: int = 1 << 20,
     ) -> None:
         self.series = tuple(series)
         self.metric_label = metric_label
@@ -102,17 +169,22 @@ class SeriesCatalog:
             for name, value in s.labels.items():
                 fields.setdefault(name, FieldDescriptor(name, _field_type(value)))
         self.fields = fields
-        self._select = functools.lru_cache(maxsize=256)(self._find)
+        self._memo = SelectionMemo(memo_bytes)
 
     def select(
         self, conditions: Sequence[EqualityCondition], metric_field: str | None = None
     ) -> tuple[LabeledSeries, ...]:
         """The series all conditions hold for, in catalog order; never empty.
 
-        Remembered for the last 256 distinct condition sets: StackState asks for the
-        same streams again and again, and the labels never change.
+        Remembered within a byte budget (SelectionMemo): StackState asks for the same
+        streams again and again, and the labels never change.
         """
-        return self._select(tuple(conditions), metric_field)
+        key = (tuple(conditions), metric_field)
+        chosen = self._memo.get(key)
+        if chosen is None:
+            chosen = self._find(*key)
+            self._memo.put(key, chosen)
+        return chosen
 
     def _find(
         self, conditions: tuple[EqualityCondition, ...], metric_field: str | None

@@ -1,0 +1,275 @@
+"""A well-behaved client's latency while hostile clients run, against the idle mirror.
+
+One ``python -m mirror_kit serve`` process (default settings). The well-behaved
+client asks what StackState asks (test connection, an hour of raw points, a day
+aggregated), one request at a time, for ``--seconds``: first alone (idle), then
+while hostile clients run in their own processes, each within the documented limits:
+
+* big ``connectionDetails``: test connections of ~1 MB (under the 1 MiB cap);
+* unique ``InSetValue`` sets of ~900 KB in metric requests;
+* idle connections: 1,500 opened and held (past the 1,000-connection cap);
+* non-readers: clients asking for an answer and never reading it (64 KB window);
+* encoding abuse: gzip bombs, ``Content-Encoding: gzip`` on plain bodies, ``br``.
+
+Each hostile sender waits ``--pace`` seconds between its requests (0: back to back).
+Printed side by side: p50/p99 idle and hostile, their ratio, and the mirror's RSS
+before and after. Targets (reported, not asserted): hostile p99 under 5x idle p99,
+RSS growth under 100 MiB.
+
+    .venv/bin/python bench/hostile.py [--seconds 20] [--pace 0.2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gzip
+import json
+import multiprocessing
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+
+HOST = "127.0.0.1"
+REPO = Path(__file__).resolve().parents[1]
+T0 = 1_767_225_600_000
+HOUR = 3_600_000
+DAY = 24 * HOUR
+MiB = 1 << 20
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def condition(key: str, value: object) -> dict[str, object]:
+    kind = "InSetValue" if isinstance(value, list) else "StringValue"
+    return {"key": key, "value": {"value": value, "_type": kind}, "_type": "EqualityCondition"}
+
+
+def metric(start: int, end: int, where: dict[str, object], bucket: int | None = None) -> bytes:
+    query: dict[str, object] = {
+        "_type": "MetricsQuery",
+        "conditions": [condition(k, v) for k, v in where.items()],
+        "startTime": start,
+        "endTime": end,
+        "limit": 2_147_483_647,
+    }
+    if bucket:
+        query["aggregation"] = {"method": "MEAN", "bucketSizeMillis": bucket}
+    return json.dumps({"_type": "MetricsRequest", "connectionDetails": {}, "query": query}).encode()
+
+
+A_CPU = {"host": "a-host", "metric": "cpu.user"}
+WELL_BEHAVED = [
+    ("/api/connection", b'{"_type": "TestConnectionRequest", "connectionDetails": {}}'),
+    ("/api/metric", metric(T0, T0 + HOUR, A_CPU)),
+    ("/api/metric", metric(T0, T0 + DAY, A_CPU, bucket=HOUR)),
+]
+
+
+def well_behaved(url: str, seconds: float) -> list[float]:
+    """Latencies (s) of the well-behaved client's requests, sent one after another."""
+    latencies = []
+    with httpx.Client(base_url=url, timeout=120) as http:
+        deadline = time.monotonic() + seconds
+        index = 0
+        while time.monotonic() < deadline:
+            path, body = WELL_BEHAVED[index % len(WELL_BEHAVED)]
+            started = time.perf_counter()
+            answer = http.post(path, content=body, headers={"Content-Type": "application/json"})
+            latencies.append(time.perf_counter() - started)
+            assert answer.status_code == 200, answer.text[:200]
+            index += 1
+    return latencies
+
+
+# --- hostile clients, each run in its own process until terminated ----------------------
+
+
+def _sender(
+    port: int, pace: float, bodies: Callable[[int], tuple[str, bytes, dict[str, str]]]
+) -> None:
+    with httpx.Client(base_url=f"http://{HOST}:{port}", timeout=120) as http:
+        index = 0
+        while True:
+            path, body, headers = bodies(index)
+            with contextlib.suppress(httpx.HTTPError):
+                http.post(
+                    path, content=body, headers={"Content-Type": "application/json", **headers}
+                )
+            index += 1
+            time.sleep(pace)
+
+
+def big_details(index: int) -> tuple[str, bytes, dict[str, str]]:
+    details = {"pad": [f"{index}-{i}" for i in range(90_000)]}
+    body = {"_type": "TestConnectionRequest", "connectionDetails": details}
+    return "/api/connection", json.dumps(body).encode(), {}
+
+
+def unique_in_set(index: int) -> tuple[str, bytes, dict[str, str]]:
+    members = [f"{index:07d}-{m:07d}" for m in range(55_000)] + ["a-host"]
+    return "/api/metric", metric(T0, T0 + HOUR, {"host": members, "metric": "cpu.user"}), {}
+
+
+PLAIN = b'{"_type": "TestConnectionRequest", "connectionDetails": {}}'
+BOMB = zlib.compress(b" " * (64 * MiB))
+
+
+def bad_encodings(index: int) -> tuple[str, bytes, dict[str, str]]:
+    kind = index % 4
+    if kind == 0:
+        return "/api/connection", BOMB, {"Content-Encoding": "deflate"}
+    if kind == 1:
+        return "/api/connection", PLAIN, {"Content-Encoding": "gzip"}
+    if kind == 2:
+        return "/api/connection", PLAIN, {"Content-Encoding": "br"}
+    return "/api/connection", gzip.compress(PLAIN)[:-5], {"Content-Encoding": "gzip"}
+
+
+def idle_connections(port: int, pace: float) -> None:
+    held = []
+    while True:
+        if len(held) >= 1_500:
+            held.pop(0).close()
+        with contextlib.suppress(OSError):
+            held.append(socket.create_connection((HOST, port), timeout=5))
+        time.sleep(pace / 50)
+
+
+def non_readers(port: int, pace: float) -> None:
+    body = metric(T0, T0 + 7 * DAY, A_CPU)  # 50,000 points, ~2.4 MB
+    request = (
+        f"POST /api/metric HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    held = []
+    while True:
+        if len(held) >= 150:
+            held.pop(0).close()
+        with contextlib.suppress(OSError):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect((HOST, port))
+            sock.sendall(request)
+            held.append(sock)
+        time.sleep(pace)
+
+
+HOSTILE: dict[str, tuple[Callable[..., None], tuple[object, ...]]] = {
+    "details": (_sender, (big_details,)),
+    "in-set": (_sender, (unique_in_set,)),
+    "encodings": (_sender, (bad_encodings,)),
+    "idle": (idle_connections, ()),
+    "non-readers": (non_readers, ()),
+}
+
+
+def hostile_processes(port: int, pace: float, kinds: list[str]) -> list[multiprocessing.Process]:
+    return [
+        multiprocessing.Process(
+            target=HOSTILE[kind][0], args=(port, pace, *HOSTILE[kind][1]), daemon=True
+        )
+        for kind in kinds
+    ]
+
+
+# --- the run --------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def mirror() -> Iterator[tuple[str, psutil.Process]]:
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mirror_kit", "serve", "--port", str(port)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    url = f"http://{HOST}:{port}"
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.post(url + "/api/connection", content=PLAIN, timeout=5)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise SystemExit("the mirror did not start") from None
+                time.sleep(0.05)
+        yield url, psutil.Process(process.pid)
+    finally:
+        process.terminate()
+        _, err = process.communicate(timeout=60)
+        lines = err.decode(errors="replace").splitlines()
+        print(f"\nmirror log: {len(err)} bytes, {len(lines)} lines; last lines:")
+        for line in lines[-4:]:
+            print("  " + line[:160])
+
+
+def quantiles(latencies: list[float]) -> tuple[float, float]:
+    cuts = statistics.quantiles(latencies, n=100)
+    return cuts[49] * 1000, cuts[98] * 1000
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=20.0, help="per phase (20)")
+    parser.add_argument("--pace", type=float, default=0.2, help="s between hostile requests")
+    parser.add_argument(
+        "--only", nargs="+", choices=sorted(HOSTILE), default=sorted(HOSTILE), help="kinds"
+    )
+    args = parser.parse_args(argv)
+    with mirror() as (url, process):
+        well_behaved(url, 2.0)  # warm-up
+        rss_before = process.memory_info().rss
+        idle = well_behaved(url, args.seconds)
+        rss_idle = process.memory_info().rss
+        hostile = hostile_processes(int(url.rsplit(":", 1)[1]), args.pace, args.only)
+        for child in hostile:
+            child.start()
+        time.sleep(2.0)  # let the hostile clients get going
+        try:
+            attacked = well_behaved(url, args.seconds)
+            rss_peak = process.memory_info().rss
+        finally:
+            for child in hostile:
+                child.terminate()
+                child.join(10)
+        time.sleep(2.0)
+        rss_after = process.memory_info().rss
+    idle_p50, idle_p99 = quantiles(idle)
+    hostile_p50, hostile_p99 = quantiles(attacked)
+    print(f"\nwell-behaved client, {args.seconds:g} s per phase, hostile pace {args.pace:g} s")
+    print(f"hostile clients: {', '.join(args.only)}")
+    print(f"{'':22}{'idle':>10}{'hostile':>10}{'ratio':>8}")
+    print(f"{'requests':22}{len(idle):>10}{len(attacked):>10}")
+    print(f"{'p50 (ms)':22}{idle_p50:>10.2f}{hostile_p50:>10.2f}{hostile_p50 / idle_p50:>8.2f}")
+    print(f"{'p99 (ms)':22}{idle_p99:>10.2f}{hostile_p99:>10.2f}{hostile_p99 / idle_p99:>8.2f}")
+    print(
+        f"RSS (MiB): before {rss_before / MiB:.1f}, after idle {rss_idle / MiB:.1f}, "
+        f"during hostile {rss_peak / MiB:.1f}, after {rss_after / MiB:.1f}: "
+        f"growth {(max(rss_peak, rss_after) - rss_before) / MiB:+.1f}"
+    )
+    ok_latency = hostile_p99 < 5 * idle_p99
+    ok_rss = max(rss_peak, rss_after) - rss_before < 100 * MiB
+    print(
+        f"target p99 < 5x idle: {'met' if ok_latency else 'NOT met'}; "
+        f"RSS growth < 100 MiB: {'met' if ok_rss else 'NOT met'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

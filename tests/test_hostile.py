@@ -1,0 +1,208 @@
+"""Memory bounded by budget: what hostile requests inside the limits leave behind.
+
+Unit checks first: the request log keeps short rendered summaries within its byte
+budget and never a parsed request; the catalog's selection memo stays within its
+budget whatever the condition sets. Then a mirror *process* is sent requests that
+are each within the documented limits but built to make it hold memory (1 MiB
+``connectionDetails``, unique ~900 KB ``InSetValue`` sets, clients that never read
+a big answer), and its RSS, read with psutil, must stay within a fixed bound of
+its RSS after a warm-up. Before this was bounded, 200 such test connections took
+the RSS from 58 MiB to 4.9 GiB, and 256 unique sets left 2.4 GiB.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import socket
+import time
+import weakref
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from conftest import DAY, HOUR, T0
+from mirror_wire import CONNECTION, METRIC, metrics_body
+from serve_process import ServeProcess
+
+from mirror_kit.protocol import EqualityCondition, InSetValue, StringValue
+from mirror_kit.server.requestlog import SUMMARY_CHARS, RequestLog
+from mirror_kit.sources import SyntheticSource
+from mirror_kit.sources.catalog import SelectionMemo
+
+REPO = Path(__file__).resolve().parents[1]
+MiB = 1 << 20
+A_CPU = {"host": "a-host", "metric": "cpu.user"}
+
+
+# --- the request log ---------------------------------------------------------------------
+
+
+class _Parsed:
+    """Stands for a parsed request: big, and with a ``summary`` method."""
+
+    def __init__(self) -> None:
+        self.details = "x" * MiB
+
+    def summary(self) -> str:
+        return "test connection " + self.details
+
+
+def test_the_log_keeps_no_parsed_request_alive() -> None:
+    log = RequestLog()
+    parsed = _Parsed()
+    alive = weakref.ref(parsed)
+    log.record(time.perf_counter(), "connection", "/api/connection", parsed.summary, 200)
+    del parsed
+    gc.collect()
+    assert alive() is None, "the log holds the parsed request"
+    (entry,) = log.entries()
+    assert entry.summary.startswith("test connection xxx") and entry.summary.endswith("...")
+    assert len(entry.summary) == SUMMARY_CHARS
+
+
+def test_the_log_stays_within_its_byte_budget() -> None:
+    log = RequestLog(size=10_000, max_bytes=64 * 1024)
+    for index in range(5_000):
+        log.record(time.perf_counter(), "POST", "/" + "p" * 10_000, f"{index} " + "s" * 500, 404)
+    assert log.size_bytes <= 64 * 1024
+    entries = log.entries()
+    assert 50 < len(entries) < 5_000  # dropped by bytes, not by count
+    assert entries[-1].summary.startswith("4999 ")  # the newest kept
+    assert all(len(e.path) <= 120 and len(e.summary) <= SUMMARY_CHARS for e in entries)
+    log.clear()
+    assert log.size_bytes == 0 and len(log) == 0
+
+
+def test_the_log_size_still_bounds_the_count() -> None:
+    log = RequestLog(size=3)
+    for index in range(10):
+        log.record(time.perf_counter(), "metric", "/api/metric", str(index), 200)
+    assert [e.summary for e in log.entries()] == ["7", "8", "9"]
+    assert 0 < log.size_bytes < 3 * 400
+
+
+# --- the selection memo ------------------------------------------------------------------
+
+
+def _in_set(index: int, members: int) -> tuple[EqualityCondition, ...]:
+    values = frozenset(f"{index}-member-{m:06d}" for m in range(members))
+    return (EqualityCondition("host", InSetValue(values | {"a-host"})),)
+
+
+def test_the_selection_memo_stays_within_its_budget() -> None:
+    catalog = SyntheticSource().catalog
+    budget = catalog._memo.max_bytes
+    for index in range(300):  # ~30 KB keys: fit the memo, but not 300 of them
+        assert catalog.select(_in_set(index, 400), "cpu.user")[0].labels["host"] == "a-host"
+        assert catalog._memo.size_bytes <= budget
+    assert 0 < len(catalog._memo) < 300
+
+
+def test_a_huge_condition_set_is_not_remembered_and_flushes_nothing() -> None:
+    catalog = SyntheticSource().catalog
+    a_host = (EqualityCondition("host", StringValue("a-host")),)
+    first = catalog.select(a_host, "cpu.user")
+    remembered = len(catalog._memo)
+    for index in range(3):
+        catalog.select(_in_set(index, 50_000), "cpu.user")  # ~3 MB each
+    assert len(catalog._memo) == remembered
+    assert catalog.select(a_host, "cpu.user") is first  # still remembered
+
+
+def test_the_memo_drops_the_least_recently_used() -> None:
+    memo = SelectionMemo(max_bytes=8 * 1024)
+    keys = [((EqualityCondition("host", StringValue(f"h{i}")),), None) for i in range(100)]
+    for key in keys:
+        memo.put(key, ())
+        memo.get(keys[0])  # keep using the first
+    assert memo.get(keys[0]) == ()
+    assert memo.get(keys[1]) is None
+    assert memo.get(keys[-1]) == ()
+    assert memo.size_bytes <= 8 * 1024
+
+
+# --- a mirror process under hostile requests ---------------------------------------------
+
+#: RSS a mirror may gain over its warmed-up RSS under the hostile requests below.
+RSS_BOUND = 120 * MiB
+
+
+@pytest.fixture
+def mirror_process() -> Iterator[ServeProcess]:
+    served = ServeProcess()
+    try:
+        yield served
+    finally:
+        served.stop()
+
+
+def big_details_body(index: int) -> bytes:
+    """A test connection whose connectionDetails fill most of the 1 MiB body cap."""
+    return json.dumps(
+        {
+            "_type": "TestConnectionRequest",
+            "connectionDetails": {"pad": f"{index}" + "x" * 1_000_000},
+        }
+    ).encode()
+
+
+def unique_in_set_body(index: int) -> bytes:
+    """A metric request whose InSetValue (~900 KB, unique per index) matches a-host."""
+    members = [f"{index:05d}-{m:07d}" for m in range(60_000)] + ["a-host"]
+    body = metrics_body(T0, T0 + HOUR, {"host": members, "metric": "cpu.user"})
+    return json.dumps(body).encode()
+
+
+def post_all(url: str, path: str, bodies: Iterator[bytes]) -> None:
+    with httpx.Client(base_url=url, timeout=60) as http:
+        for body in bodies:
+            answer = http.post(path, content=body, headers={"Content-Type": "application/json"})
+            assert answer.status_code == 200, answer.text[:300]
+
+
+def test_big_connection_details_leave_the_rss_bounded(mirror_process: ServeProcess) -> None:
+    post_all(mirror_process.url, CONNECTION, (big_details_body(i) for i in range(10)))
+    before = mirror_process.rss
+    post_all(mirror_process.url, CONNECTION, (big_details_body(i) for i in range(200)))
+    grown = mirror_process.rss - before
+    assert grown < RSS_BOUND, f"RSS grew {grown / MiB:.0f} MiB over 200 big test connections"
+
+
+def test_unique_in_set_conditions_leave_the_rss_bounded(mirror_process: ServeProcess) -> None:
+    post_all(mirror_process.url, METRIC, (unique_in_set_body(i) for i in range(5)))
+    before = mirror_process.rss
+    post_all(mirror_process.url, METRIC, (unique_in_set_body(i) for i in range(5, 45)))
+    grown = mirror_process.rss - before
+    assert grown < RSS_BOUND, f"RSS grew {grown / MiB:.0f} MiB over 40 unique InSetValue sets"
+
+
+def test_clients_that_never_read_leave_the_rss_bounded() -> None:
+    """40 clients ask for a 30-day answer (259,200 points, ~9 MB: more than the socket
+    buffers take) and never read it. The send timeout (60 s) has not passed, so only
+    the budget of unsent answers bounds what they hold."""
+    served = ServeProcess("--max-points", "2000000", "--max-answer-points", "300000")
+    body = json.dumps(metrics_body(T0, T0 + 30 * DAY, A_CPU)).encode()
+    request = (
+        f"POST {METRIC} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    sockets = []
+    try:
+        post_all(served.url, METRIC, (body for _ in range(3)))  # warm: answers work
+        before = served.rss
+        for _ in range(40):
+            sock = socket.socket()
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sock.connect(("127.0.0.1", served.port))
+            sock.sendall(request)
+            sockets.append(sock)
+        post_all(served.url, METRIC, (body for _ in range(3)))  # served after all 40
+        grown = served.rss - before
+    finally:
+        for sock in sockets:
+            sock.close()
+        log = served.stop()
+    assert grown < RSS_BOUND, f"RSS grew {grown / MiB:.0f} MiB with 40 unread answers"
+    assert "answer(s) aborted" in log
