@@ -437,10 +437,10 @@ def _raw_series(ctx: Context) -> MetricSeries:
         raw = ctx.series(target.exchange, target.request)
     except Finding:
         raise skipped("the raw answer is unreadable (see metrics.raw)") from None
-    finite = np.isfinite(raw.values)  # non-finite values are metrics.raw's finding
-    raw = MetricSeries(
-        raw.values[finite], raw.timestamps[finite], None, raw.is_partial, raw.request
-    )
+    if not np.isfinite(raw.values).all():
+        # A NaN or infinite raw value is metrics.raw's finding; with it, no window's
+        # count, sum or extremes can be checked against raw (one defect, one finding).
+        raise skipped("the raw answer has non-finite values (see metrics.raw)")
     order = np.argsort(raw.timestamps, kind="stable")
     return MetricSeries(raw.values[order], raw.timestamps[order], None, raw.is_partial, raw.request)
 

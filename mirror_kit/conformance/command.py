@@ -48,7 +48,8 @@ def _condition(text: str) -> tuple[str, str]:
     return field, value
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_mirror_arguments(parser: argparse.ArgumentParser) -> None:
+    """The mirror to talk to, as StackState's Mirror source form names it (check, simulate)."""
     parser.add_argument("url", help="the mirror's base URL, e.g. http://127.0.0.1:7007")
     parser.add_argument("--api-key", help="the Api Key StackState is given for this mirror")
     parser.add_argument(
@@ -58,6 +59,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="JSON",
         help="the Connection details JSON of StackState's Mirror source form ({})",
     )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_mirror_arguments(parser)
     parser.add_argument("--json", metavar="REPORT.json", help="also write the report as JSON")
     parser.add_argument("--junit", metavar="REPORT.xml", help="also write JUnit XML (for CI)")
     parser.add_argument(

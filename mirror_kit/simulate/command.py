@@ -16,7 +16,7 @@ import time
 from dataclasses import fields
 from typing import TextIO
 
-from ..conformance.command import _condition, _instant, _json_object
+from ..conformance.command import _condition, _instant, add_mirror_arguments
 from .model import Clock, LoadModel
 from .runner import Progress, simulate
 
@@ -34,15 +34,7 @@ MODEL_FLAGS: dict[str, tuple[str, type, str]] = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = {f.name: f.default for f in fields(LoadModel)}
-    parser.add_argument("url", help="the mirror's base URL, e.g. http://127.0.0.1:7007")
-    parser.add_argument("--api-key", help="the Api Key StackState is given for this mirror")
-    parser.add_argument(
-        "--connection-details",
-        type=_json_object,
-        default={},
-        metavar="JSON",
-        help="the Connection details JSON of StackState's Mirror source form ({})",
-    )
+    add_mirror_arguments(parser)
     for flag, (name, kind, meaning) in MODEL_FLAGS.items():
         parser.add_argument(
             flag, type=kind, default=defaults[name], help=f"{meaning} ({defaults[name]})"

@@ -58,15 +58,6 @@ class _Run:
     values: np.ndarray
 
     @property
-    def url(self) -> str | None:
-        """The wrapped store's URL, if it has one (routing selects stores by URL)."""
-        url = getattr(self.inner, "url", None)
-        return url if isinstance(url, str) else None
-
-    def __repr__(self) -> str:
-        return f"PollCache({self.inner!r}, budget_bytes={self.budget_bytes})"
-
-    @property
     def nbytes(self) -> int:
         return POINT_BYTES * len(self.timestamps) + RUN_OVERHEAD_BYTES
 

@@ -35,7 +35,7 @@ import csv
 import math
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import resources
@@ -313,7 +313,7 @@ class CsvStore(Store):
         )
         self.options = options
         self._parsed: OrderedDict[Any, _Parsed] = OrderedDict()
-        self._parsing: dict[Any, Future[_Parsed]] = {}
+        self._parsing: dict[Any, asyncio.Future[_Parsed]] = {}
         self._worker = ThreadPoolExecutor(1, thread_name_prefix=f"mirror-kit-csv-{name}")
 
     def _resolve(self, name: str) -> Path:
@@ -392,15 +392,23 @@ class CsvStore(Store):
                     "try again in a moment",
                     http_status=502,
                 )
-            future = self._worker.submit(self._read, signature, path, shown, options)
+            future = asyncio.wrap_future(
+                self._worker.submit(self._read, signature, path, shown, options)
+            )
             self._parsing[job] = future
-            # forget the job when it ends, even if every request waiting for it gave up
-            future.add_done_callback(lambda _, job=job: self._parsing.pop(job, None))
-        parsed = await asyncio.wrap_future(future)
-        current = self._parsed.get(key)
-        if current is None or current.signature != parsed.signature:
-            self._keep(key, parsed, current)
-        return parsed
+            # On the loop, not the worker thread: requests already queued behind this one
+            # still find the job; the parse is kept even if every waiting request gave up.
+            future.add_done_callback(lambda done, key=key, job=job: self._finish(key, job, done))
+        return await asyncio.shield(future)
+
+    def _finish(self, key: Any, job: Any, done: asyncio.Future[_Parsed]) -> None:
+        """A parse ended: keep its result, then forget the job (in that order)."""
+        if not done.cancelled() and done.exception() is None:
+            parsed = done.result()
+            current = self._parsed.get(key)
+            if current is None or current.signature != parsed.signature:
+                self._keep(key, parsed, current)
+        self._parsing.pop(job, None)
 
     def _read(
         self, signature: tuple[int, int], path: Path, shown: str, options: dict[str, Any]
