@@ -24,6 +24,7 @@ reach twice one: the figures say what one more process buys here, not on a clust
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import csv
 import functools
@@ -43,6 +44,8 @@ import rotation
 import servers
 from bench_mirror import children_cpu_seconds, cpu_seconds, machine_busy_seconds
 from bench_workers import aggregated_load
+
+from mirror_kit.simulate import Clock, LoadModel, simulate
 
 API_KEY = "api_key"
 WARMUP_S = 2
@@ -190,7 +193,28 @@ def _arguments() -> argparse.Namespace:
     parser.add_argument("--seconds", type=int, default=10, help="seconds per measured round")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--streams", type=int, default=200, help="live streams of the simulated hour (200)"
+    )
     return parser.parse_args()
+
+
+def simulated_alike(direct: str, balanced: str, streams: int) -> bool:
+    """StackState's polling (``simulate``: ten minutes in 30 s, at the pace one replica
+    on a shared machine keeps up with) against one replica and against the balancer:
+    both without errors, and every poll answered the same."""
+    model = LoadModel(live_streams=streams)
+    start = int(time.time() * 1000) // 60_000 * 60_000
+    clock = Clock(start_ms=start, duration_s=600, speed=20)
+    reports = {}
+    for name, url in (("1 replica direct", direct), ("2 replicas via haproxy", balanced)):
+        reports[name] = asyncio.run(simulate(url, model=model, clock=clock, api_key=API_KEY))
+        print(f"\nsimulate, {name}:")
+        print("\n".join("  " + line for line in reports[name].lines()))
+    one, two = reports.values()
+    compared, differing = one.same_answers(two)
+    print(f"simulated polls answered alike: {compared - differing} of {compared}")
+    return one.ok and two.ok and compared > 0 and differing == 0
 
 
 def main() -> int:
@@ -211,6 +235,7 @@ def main() -> int:
         )
         if answered != {"a", "b"}:
             raise SystemExit(f"only {answered} answered through the balancer")
+        simulated_ok = simulated_alike(replicas["a"].url, urls["two"], args.streams)
         targets = {
             "1 replica direct": replicas["a"].url,
             "1 replica via haproxy": urls["one"],
@@ -228,7 +253,7 @@ def main() -> int:
     wrk_errors = sum(
         r.errors for results in runs.values() for rs in results.values() for r, _ in rs
     )
-    ok = wrk_errors == 0 and errors_5xx == 0 and min(served.values()) > 0
+    ok = simulated_ok and wrk_errors == 0 and errors_5xx == 0 and min(served.values()) > 0
     print(
         f"load average: {', '.join(f'{x:.1f}' for x in os.getloadavg())}; "
         f"{'OK' if ok else 'FAILED'} (wrk errors {wrk_errors})"
