@@ -7,58 +7,11 @@ start your mirror, run ``python -m mirror_kit check http://127.0.0.1:7007 --api-
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from datetime import datetime, timezone
-from typing import Any
 
+from ..arguments import add_mirror_arguments, condition, instant
 from .report import Profile
 from .runner import run_checks
-
-
-def _json_object(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(f"not JSON: {error}") from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError('must be a JSON object, like {} or {"host": "x"}')
-    return value
-
-
-def _instant(text: str) -> int:
-    """Epoch milliseconds, or an ISO 8601 time (UTC unless it names a zone)."""
-    if text.lstrip("-").isdigit():
-        return int(text)
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is neither epoch milliseconds nor an ISO 8601 time"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return int(moment.timestamp() * 1000)
-
-
-def _condition(text: str) -> tuple[str, str]:
-    field, equals, value = text.partition("=")
-    if not equals or not field:
-        raise argparse.ArgumentTypeError(f"{text!r} is not FIELD=VALUE")
-    return field, value
-
-
-def add_mirror_arguments(parser: argparse.ArgumentParser) -> None:
-    """The mirror to talk to, as StackState's Mirror source form names it (check, simulate)."""
-    parser.add_argument("url", help="the mirror's base URL, e.g. http://127.0.0.1:7007")
-    parser.add_argument("--api-key", help="the Api Key StackState is given for this mirror")
-    parser.add_argument(
-        "--connection-details",
-        type=_json_object,
-        default={},
-        metavar="JSON",
-        help="the Connection details JSON of StackState's Mirror source form ({})",
-    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -72,14 +25,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="stackstate (default): FAIL only what breaks StackState, WARN what shows wrong "
         "data; strict: FAIL every rule of the protocol",
     )
-    parser.add_argument("--start", type=_instant, help="range start (epoch ms or ISO 8601)")
-    parser.add_argument("--end", type=_instant, help="range end (epoch ms or ISO 8601; now)")
+    parser.add_argument("--start", type=instant, help="range start (epoch ms or ISO 8601)")
+    parser.add_argument("--end", type=instant, help="range end (epoch ms or ISO 8601; now)")
     parser.add_argument("--bucket-ms", type=int, help="window of the aggregated checks")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per request (10)")
     parser.add_argument(
         "--condition",
         action="append",
-        type=_condition,
+        type=condition,
         default=[],
         metavar="FIELD=VALUE",
         help="a condition of the stream to query (repeat; StringValue); default: discovered",

@@ -16,7 +16,7 @@ import time
 from dataclasses import fields
 from typing import TextIO
 
-from ..conformance.command import _condition, _instant, add_mirror_arguments
+from ..arguments import add_mirror_arguments, condition, instant
 from .model import Clock, LoadModel
 from .runner import Progress, simulate
 
@@ -47,11 +47,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="simulated seconds per real second (1; 60: an hour in a minute)",
     )
     parser.add_argument(
-        "--start", type=_instant, default=None, help="simulated start, epoch ms or ISO 8601 (now)"
+        "--start", type=instant, default=None, help="simulated start, epoch ms or ISO 8601 (now)"
     )
     parser.add_argument(
         "--condition",
-        type=_condition,
+        type=condition,
         action="append",
         default=[],
         metavar="FIELD=VALUE",
