@@ -50,7 +50,7 @@ from .protocol import (
     TestConnectionRequest,
     TestConnectionResponse,
 )
-from .server.app import API_KEY_HEADER
+from .protocol.constants import API_KEY_HEADER
 
 HOUR_MS = 3_600_000
 TimeArg = int | float | datetime | None

@@ -28,7 +28,7 @@ from mirror_kit.protocol import (
     RemoteMirrorError,
     UnsupportedFieldTypeError,
 )
-from mirror_kit.server.app import API_KEY_HEADER
+from mirror_kit.protocol.constants import API_KEY_HEADER
 from mirror_kit.sources import SyntheticSource
 
 API_KEY = "api_key"

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from ..server.app import API_KEY_HEADER
+from ..protocol.constants import API_KEY_HEADER
 
 #: Answers larger than this are not read to the end (a mirror must not flood StackState).
 MAX_ANSWER_BYTES = 64 << 20

@@ -12,6 +12,7 @@ from enum import Enum
 from typing import Any, ClassVar
 
 from . import _read as read
+from .constants import CONNECTION_PATH, FIELD_NAMES_PATH, FIELD_VALUES_PATH, METRICS_PATH
 from .errors import invalid
 from .values import (
     EqualityCondition,
@@ -221,7 +222,7 @@ class TestConnectionRequest:
     connection_details: JsonObject = field(default_factory=dict)
 
     type_name: ClassVar[str] = "TestConnectionRequest"
-    path: ClassVar[str] = "/api/connection"
+    path: ClassVar[str] = CONNECTION_PATH
     __test__: ClassVar[bool] = False  # not a pytest test class
 
     @classmethod
@@ -267,7 +268,7 @@ class FieldNamesRequest(_QueryRequest):
     query: FieldNamesQuery
     type_name: ClassVar[str] = "FieldNamesRequest"
     query_type: ClassVar[Any] = FieldNamesQuery
-    path: ClassVar[str] = "/api/field/name"
+    path: ClassVar[str] = FIELD_NAMES_PATH
 
     def summary(self) -> str:
         return f"field names where {describe_conditions(self.query.conditions)}"
@@ -278,7 +279,7 @@ class FieldValuesRequest(_QueryRequest):
     query: FieldValuesQuery
     type_name: ClassVar[str] = "FieldValuesRequest"
     query_type: ClassVar[Any] = FieldValuesQuery
-    path: ClassVar[str] = "/api/field/value"
+    path: ClassVar[str] = FIELD_VALUES_PATH
 
     def summary(self) -> str:
         prefix = self.query.field_value_prefix
@@ -294,7 +295,7 @@ class MetricsRequest(_QueryRequest):
     query: MetricsQuery
     type_name: ClassVar[str] = "MetricsRequest"
     query_type: ClassVar[Any] = MetricsQuery
-    path: ClassVar[str] = "/api/metric"
+    path: ClassVar[str] = METRICS_PATH
 
     def summary(self) -> str:
         q = self.query

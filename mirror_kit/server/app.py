@@ -36,6 +36,7 @@ from aiohttp import hdrs, web
 
 from .. import openapi, service
 from ..protocol import ROUTES, MetricsResponse, MirrorError, RemoteMirrorError
+from ..protocol.constants import API_KEY_HEADER
 from ..protocol.encoding import encode
 from ..sources import SyntheticSource, TelemetrySource
 from . import auth
@@ -44,7 +45,6 @@ from .tally import LOG_INTERVAL_S, Tally
 
 log = logging.getLogger("mirror_kit.server")
 
-API_KEY_HEADER = "X-MIRROR-API-KEY"
 DEFAULT_API_KEY = "api_key"
 DEFAULT_PORT = 7007
 
