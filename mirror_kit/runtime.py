@@ -22,19 +22,21 @@ from typing import Any
 from aiohttp import web
 
 from .server import (
-    DEFAULT_API_KEY,
     DEFAULT_PORT,
     REQUEST_LOG,
     SETTINGS,
     SOURCE,
+    MirrorRunner,
     ServerSettings,
     create_app,
 )
+from .server.lifecycle import ACCEPT_BURST, SETTLE_MAX_S
 from .server.requestlog import RequestLog, RequestLogEntry
 from .sources import TelemetrySource
 
 START_TIMEOUT_S = 15.0
-STOP_TIMEOUT_S = 15.0
+#: Beyond the graceful stop's own bound (the grace, and letting sent requests arrive).
+STOP_MARGIN_S = 5.0
 
 
 class PortInUseError(OSError):
@@ -90,18 +92,22 @@ class RunningMirror:
         return self._thread.is_alive()
 
     def stop(self) -> None:
-        """Release the port, stop the loop, join its thread and close it. Idempotent."""
+        """Stop gracefully (requests in progress are answered, within the settings'
+        ``stop_grace_s``), release the port, stop the loop, join its thread and close
+        it. Idempotent."""
         with self._lock:
             if self._loop.is_closed():
                 return
+            bound_s = self.app[SETTINGS].stop_grace_s + SETTLE_MAX_S + STOP_MARGIN_S
             if self._loop.is_running():
                 fut = asyncio.run_coroutine_threadsafe(_shutdown(self._runner), self._loop)
                 with contextlib.suppress(Exception):
-                    fut.result(STOP_TIMEOUT_S)
+                    fut.result(bound_s)
                 self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(STOP_TIMEOUT_S)
+            self._thread.join(bound_s)
             if not self._thread.is_alive():
                 self._loop.close()
+        with _registry_lock:
             if _registry.get(self.port) is self:
                 del _registry[self.port]
 
@@ -123,8 +129,10 @@ class RunningMirror:
 
 #: Mirrors this process started, by port: a restart on the same port stops the old
 #: one first (whatever host name it was bound with), so re-running a cell just works.
+#: Changed only under ``_registry_lock`` (re-entrant: a restart stops the old mirror,
+#: which leaves the registry, while holding it).
 _registry: dict[int, RunningMirror] = {}
-_registry_lock = threading.Lock()
+_registry_lock = threading.RLock()
 
 
 def start_mirror(
@@ -132,17 +140,21 @@ def start_mirror(
     *,
     host: str = "127.0.0.1",
     port: int = DEFAULT_PORT,
-    api_key: str = DEFAULT_API_KEY,
+    api_key: str | None = None,
     settings: ServerSettings | None = None,
 ) -> RunningMirror:
     """Start a mirror in a background thread and return once it accepts connections.
 
-    ``port=0`` picks a free port. Starting again on a port this process's mirror
-    holds restarts it; a port held by another program raises PortInUseError.
-    ``host="0.0.0.0"`` binds all interfaces (StackState in Docker reaches the host
-    that way) -- anyone who can reach the machine can then read the data.
+    ``settings`` are those of ``serve`` (key, caps, timeouts, the connection cap and
+    the graceful stop); ``api_key``, if given, replaces theirs. ``port=0`` picks a
+    free port. Starting again on a port this process's mirror holds restarts it; a
+    port held by another program raises PortInUseError. ``host="0.0.0.0"`` binds
+    all interfaces (StackState in Docker reaches the host that way) -- anyone who
+    can reach the machine can then read the data.
     """
-    settings = replace(settings or ServerSettings(), api_key=api_key)
+    settings = settings or ServerSettings()
+    if api_key is not None:
+        settings = replace(settings, api_key=api_key)
     with _registry_lock:
         previous = _registry.get(port) if port else None
         if previous is not None:
@@ -160,7 +172,7 @@ def start_mirror(
             runner, bound_port = started.result(START_TIMEOUT_S)
         except BaseException as error:
             loop.call_soon_threadsafe(loop.stop)
-            thread.join(STOP_TIMEOUT_S)
+            thread.join(START_TIMEOUT_S)
             loop.close()
             if isinstance(error, OSError) and error.errno == errno.EADDRINUSE:
                 raise PortInUseError(
@@ -177,12 +189,13 @@ def start_mirror(
 
 def running_mirrors() -> list[RunningMirror]:
     """The mirrors this process has running."""
-    return list(_registry.values())
+    with _registry_lock:
+        return list(_registry.values())
 
 
 def stop_all() -> None:
     """Stop every mirror this process started (also run at interpreter exit)."""
-    for mirror in list(_registry.values()):
+    for mirror in running_mirrors():
         mirror.stop()
 
 
@@ -195,9 +208,11 @@ def _serve_forever(loop: asyncio.AbstractEventLoop) -> None:
 
 
 async def _start(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    """Serve ``app`` as ``serve`` does: MirrorRunner brings the connection cap and the
+    graceful stop (server/lifecycle.py)."""
+    runner = MirrorRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, backlog=1024)
+    site = web.TCPSite(runner, host, port, backlog=ACCEPT_BURST)
     try:
         await site.start()
     except BaseException:

@@ -17,6 +17,7 @@ from typing import TypeVar
 import numpy as np
 
 from .aggregation import Buckets, aggregate, zero_fill
+from .options import option
 from .protocol import (
     AggregatedMetricTelemetry,
     FieldNamesRequest,
@@ -53,8 +54,16 @@ class Limits:
     ``isPartial`` for the rest. Past either cap the answer is cut with ``isPartial``.
     """
 
-    max_points: int = 1_000_000
-    max_answer_points: int = 50_000
+    max_points: int = option(
+        1_000_000,
+        "--max-points",
+        "raw points computed per metric request, past it answers are cut (isPartial)",
+    )
+    max_answer_points: int = option(
+        50_000,
+        "--max-answer-points",
+        "points (or buckets) one answer carries, past it answers are cut (isPartial)",
+    )
 
     def __post_init__(self) -> None:
         if self.max_points < 1 or self.max_answer_points < 1:

@@ -9,18 +9,23 @@ running event loop or from another thread (a notebook cell, a widget callback).
 from __future__ import annotations
 
 import asyncio
+import select
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
 from conftest import HOUR, T0
+from mirror_wire import CONNECTION, connection_body
 
 from mirror_kit import (
     MirrorClient,
     PortInUseError,
     RunningMirror,
+    ServerSettings,
     SyntheticSource,
     running_mirrors,
     start_mirror,
@@ -28,6 +33,8 @@ from mirror_kit import (
 )
 from mirror_kit import runtime as runtime_module
 from mirror_kit.protocol import MetricNotFoundError
+from mirror_kit.protocol.constants import API_KEY_HEADER
+from mirror_kit.sources import ConnectionDetails
 
 #: Bound on every wait for another thread: a deadlock fails the test instead of hanging it.
 JOIN_TIMEOUT_S = 20.0
@@ -211,3 +218,95 @@ def test_sync_call_from_a_callback_on_another_thread(mirror: RunningMirror) -> N
     finally:
         client.close()
     assert results == [360]
+
+
+# --- the settings, the connection cap and the graceful stop (as `serve` has them) -----
+
+
+def test_the_settings_api_key_is_the_one_served() -> None:
+    """``start_mirror(settings=...)`` used to overwrite the settings' key with
+    ``api_key``'s default: the mirror sent ``api_key``."""
+    with start_mirror(port=0, settings=ServerSettings(api_key="s3cret")) as mirror:
+        assert mirror.api_key == "s3cret"
+        answer = httpx.post(mirror.url + CONNECTION, json=connection_body())
+        assert answer.headers[API_KEY_HEADER] == "s3cret"
+    # an explicit api_key still replaces the settings' one
+    with start_mirror(port=0, api_key="k2", settings=ServerSettings(api_key="s3cret")) as mirror:
+        assert (
+            httpx.post(mirror.url + CONNECTION, json=connection_body()).headers[API_KEY_HEADER]
+            == "k2"
+        )
+
+
+def test_a_notebook_mirror_has_the_connection_cap() -> None:
+    """Idle connections past ``max_connections`` are closed, so a client gets in."""
+    cap, idle_count = 4, 12
+    with start_mirror(port=0, settings=ServerSettings(max_connections=cap)) as mirror:
+        idle = [socket.create_connection(("127.0.0.1", mirror.port)) for _ in range(idle_count)]
+        try:
+            with MirrorClient(mirror.url) as client:
+                assert client.test_connection().ok
+            closed = closed_by_peer(idle, JOIN_TIMEOUT_S, want=idle_count - cap + 1)
+        finally:
+            for sock in idle:
+                sock.close()
+    assert closed >= idle_count - cap + 1
+
+
+def closed_by_peer(sockets: list[socket.socket], timeout_s: float, want: int) -> int:
+    """How many of ``sockets`` the other end closed, waiting up to ``timeout_s`` for ``want``."""
+    deadline = time.monotonic() + timeout_s
+    closed: set[socket.socket] = set()
+    while len(closed) < want and time.monotonic() < deadline:
+        readable, _, _ = select.select([s for s in sockets if s not in closed], [], [], 0.1)
+        for sock in readable:
+            try:
+                if sock.recv(1) == b"":
+                    closed.add(sock)
+            except ConnectionError:
+                closed.add(sock)
+    return len(closed)
+
+
+def test_stop_answers_the_request_in_progress() -> None:
+    """stop() is the graceful stop: a request being answered gets its answer."""
+
+    class Slow(SyntheticSource):
+        async def test_connection(self, connection_details: ConnectionDetails) -> None:
+            started.set()
+            await asyncio.sleep(0.5)
+
+    started = threading.Event()
+    mirror = start_mirror(Slow(), port=0)
+    answers: list[int] = []
+
+    def call() -> None:
+        answers.append(
+            httpx.post(mirror.url + CONNECTION, json=connection_body(), timeout=10).status_code
+        )
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    try:
+        assert started.wait(JOIN_TIMEOUT_S)
+        mirror.stop()
+    finally:
+        caller.join(JOIN_TIMEOUT_S)
+    assert answers == [200]
+    assert can_listen_on(mirror.port)
+
+
+def test_the_registry_changes_only_under_its_lock() -> None:
+    """stop() used to delete its registry entry without taking the registry's lock."""
+    mirror = start_mirror(port=0)
+    stopper = threading.Thread(target=mirror.stop)
+    with runtime_module._registry_lock:
+        stopper.start()
+        deadline = time.monotonic() + JOIN_TIMEOUT_S
+        while not mirror._loop.is_closed() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert mirror._loop.is_closed()
+        stopper.join(0.2)  # it is waiting for the lock, the entry still in place
+        assert stopper.is_alive() and runtime_module._registry.get(mirror.port) is mirror
+    stopper.join(JOIN_TIMEOUT_S)
+    assert mirror not in running_mirrors()

@@ -41,7 +41,13 @@ from mirror_wire import (
 from mirror_kit import Limits, MetricSeries, MirrorClient, ServerSettings, create_app, start_mirror
 from mirror_kit.protocol import MetricsQuery, MetricStoreConnectionError
 from mirror_kit.server import API_KEY_HEADER, REQUEST_LOG
-from mirror_kit.sources import ConnectionDetails, Points, PointWindow, SyntheticSource
+from mirror_kit.sources import (
+    ConnectionDetails,
+    Points,
+    PointWindow,
+    RoutingSource,
+    SyntheticSource,
+)
 
 A_CPU = {"host": "a-host", "metric": "cpu.user"}
 CAP = 1_000
@@ -209,8 +215,6 @@ async def test_failing_store_reports_failure_in_test_connection(
 
 async def test_source_crash_and_timeout_are_protocol_errors(aiohttp_client: MakeClient) -> None:
     class Broken(SyntheticSource):
-        may_block = True  # it awaits: the request timeout must bound it
-
         async def points(
             self, query: MetricsQuery, window: PointWindow, details: ConnectionDetails
         ) -> Points:
@@ -228,15 +232,21 @@ async def test_source_crash_and_timeout_are_protocol_errors(aiohttp_client: Make
     assert_connection_ok(await (await client.post(CONNECTION, json=connection_body())).json())
 
 
-def test_only_sources_that_wait_on_io_pay_for_the_request_timeout() -> None:
-    from mirror_kit.sources import PrometheusSource, RoutingSource
+async def test_the_request_timeout_bounds_every_source(aiohttp_client: MakeClient) -> None:
+    """In memory or not, routed or not: a source declares nothing for the timeout to
+    apply (before, only sources declaring ``may_block`` were bounded)."""
 
-    assert not SyntheticSource().blocks({})
-    assert PrometheusSource.may_block
-    stores = {"synthetic": SyntheticSource(), "prometheus": PrometheusSource("http://127.0.0.1:9")}
-    routed = RoutingSource(stores)
-    assert not routed.blocks({}) and not routed.blocks({"source": "synthetic"})
-    assert routed.blocks({"source": "prometheus", "url": "http://127.0.0.1:9"})
+    class Stuck(SyntheticSource):
+        async def test_connection(self, connection_details: ConnectionDetails) -> None:
+            await asyncio.sleep(5)
+
+    settings = ServerSettings(request_timeout_s=0.05)
+    for source in (Stuck(), RoutingSource({"synthetic": Stuck()})):
+        client = await aiohttp_client(create_app(source, settings))
+        answer = await client.post(CONNECTION, json=connection_body())
+        assert answer.status == 504
+        assert answer.headers[API_KEY_HEADER] == "api_key"
+        assert_error(await answer.json(), "RemoteMirrorError")
 
 
 # --- bad input; the server must go on serving --------------------------------------------

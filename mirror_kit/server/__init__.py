@@ -1,17 +1,10 @@
 """The HTTP side of a mirror: the aiohttp application and its request log."""
 
-from .app import (
-    API_KEY_HEADER,
-    DEFAULT_API_KEY,
-    DEFAULT_PORT,
-    REQUEST_LOG,
-    SETTINGS,
-    SOURCE,
-    ServerSettings,
-    create_app,
-)
+from ..protocol.constants import API_KEY_HEADER
+from .app import REQUEST_LOG, SETTINGS, SOURCE, create_app
 from .lifecycle import MirrorRunner
 from .requestlog import RequestLog, RequestLogEntry
+from .settings import DEFAULT_API_KEY, DEFAULT_PORT, Listen, ServerSettings
 
 __all__ = [
     "API_KEY_HEADER",
@@ -20,6 +13,7 @@ __all__ = [
     "REQUEST_LOG",
     "SETTINGS",
     "SOURCE",
+    "Listen",
     "MirrorRunner",
     "RequestLog",
     "RequestLogEntry",

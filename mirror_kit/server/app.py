@@ -1,16 +1,12 @@
 """The aiohttp application: routes, the API-key header, limits and error mapping.
 
-``create_app`` is the application factory. One wrapper, ``_Guard``, carries every
-cross-cutting concern so that each request pays for it once: it checks the
-optional shared secret, sets ``X-MIRROR-API-KEY`` on every response (errors, 404
-and 405 included), turns any failure into a protocol error body, writes the answer
-within the send timeout, and records the request in the log.
-
-It wraps each route's handler rather than being a middleware: aiohttp's middleware
-chain (its lookup, ``_fix_request_current_app`` and one more coroutine per request)
-costs about 3 us, a tenth of what aiohttp itself spends on a test connection
-(bench/README.md). So every path has a route: the four methods, ``/healthz``,
-``/openapi.json``, and a catch-all that answers 404, or 405 on a known path.
+``create_app`` is the application factory. One middleware, ``mirror_middleware``,
+carries what every answer shares: it checks the optional shared secret, turns any
+failure into a protocol error body (404 and 405 included: the router raises them
+inside the middleware), sets ``X-MIRROR-API-KEY`` on every response, records the
+request in the log, and writes the answer within the send timeout. The handlers
+only answer: parse the body, ask ``service.answer`` within the request timeout,
+render.
 
 Slow clients are bounded by three timeouts (docs/hardening.md): keep-alive (an
 idle connection, or one whose request headers never complete), body (a request
@@ -20,7 +16,6 @@ whose body stalls) and send (a client that stops reading its answer).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import sys
@@ -28,7 +23,7 @@ import time
 import zlib
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -40,65 +35,18 @@ from ..protocol.constants import API_KEY_HEADER
 from ..protocol.encoding import encode
 from ..sources import SyntheticSource, TelemetrySource
 from . import auth
-from .requestlog import RequestLog, Subject, summary_of
+from .requestlog import RequestLog
+from .settings import ServerSettings
 from .tally import LOG_INTERVAL_S, Tally
+
+if sys.version_info >= (3, 11):
+    from asyncio import timeout
+else:  # pragma: no cover - aiohttp depends on async-timeout on Python 3.10
+    from async_timeout import timeout
 
 log = logging.getLogger("mirror_kit.server")
 
-DEFAULT_API_KEY = "api_key"
-DEFAULT_PORT = 7007
-
-
-@dataclass(frozen=True)
-class ServerSettings:
-    """Everything about serving that is not the data: key, caps and timeouts."""
-
-    api_key: str = DEFAULT_API_KEY
-    max_body_bytes: int = 1 << 20
-    request_timeout_s: float = 12.0  # under StackState's 15 s UI request timeout
-    log_size: int = 500
-    limits: service.Limits = field(default_factory=service.Limits)
-    #: Shared secret requests must carry (header or path token, see auth.py); None: off.
-    auth_secret: str | None = None
-    #: Close a connection idle this long (aiohttp's default is an hour); nginx's value,
-    #: longer than common client pools keep idle connections, so reuse rarely races it.
-    keepalive_timeout_s: float = 75.0
-    #: A request body must arrive within this once its headers have.
-    body_timeout_s: float = 30.0
-    #: An answer must be written within this, or the connection is aborted.
-    send_timeout_s: float = 60.0
-    #: Open connections; past it the oldest idle ones are closed (lifecycle.py).
-    max_connections: int = 1000
-    #: Bytes of answers being written to clients; past it the oldest sends are aborted.
-    max_unsent_bytes: int = 32 << 20
-    #: On SIGTERM/SIGINT, requests in progress and queued get this long to be answered.
-    stop_grace_s: float = 15.0
-
-
-#: Answers smaller than this fit the transport's buffer (aiohttp waits for a drain
-#: only above its 64 KiB high-water mark), so writing them cannot stall.
-SMALL_ANSWER_BYTES = 64 * 1024
-
-if sys.version_info >= (3, 11):
-    _timeout = asyncio.timeout
-else:  # pragma: no cover - Python 3.10 lacks asyncio.timeout
-
-    @contextlib.asynccontextmanager
-    async def _timeout(seconds: float) -> Any:
-        task = asyncio.current_task()
-        assert task is not None
-        handle = asyncio.get_running_loop().call_later(seconds, task.cancel)
-        try:
-            yield
-        except asyncio.CancelledError:
-            raise asyncio.TimeoutError from None
-        finally:
-            handle.cancel()
-
-
-SOURCE = web.AppKey("source", TelemetrySource)
-SETTINGS = web.AppKey("settings", ServerSettings)
-REQUEST_LOG = web.AppKey("request_log", RequestLog)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class Connections:
@@ -119,24 +67,24 @@ class Connections:
             self._prune_at = max(1024, 2 * len(served))
 
 
-CONNECTIONS = web.AppKey("connections", Connections)
-OPENAPI = web.AppKey("openapi", dict)
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
 @dataclass(slots=True)
 class Facts:
     """What a handler tells the log about its request, beyond status and timing."""
 
-    #: text, or the parsed request's ``summary``, called only when the log is read
-    subject: Subject = ""
+    #: the parsed request's summary, or what failed
+    subject: str = ""
     #: metric points answered, for metric requests
     points: int | None = None
 
 
-#: A route's handler as ``_Guard`` calls it: the request, and the facts to fill in.
-Endpoint = Callable[[web.Request, Facts], Awaitable[web.StreamResponse]]
+SOURCE = web.AppKey("source", TelemetrySource)
+SETTINGS = web.AppKey("settings", ServerSettings)
+REQUEST_LOG = web.AppKey("request_log", RequestLog)
+CONNECTIONS = web.AppKey("connections", Connections)
+OPENAPI = web.AppKey("openapi", dict)
+FACTS = web.RequestKey("facts", Facts)
+#: The request log's name for each method's path ("metric", "field/name", ...).
+LOG_NAMES = {path: path.removeprefix("/api/") for path in ROUTES}
 
 
 def create_app(
@@ -146,9 +94,9 @@ def create_app(
     settings = settings or ServerSettings()
     auth.check_secret(settings.auth_secret)
     source = source if source is not None else SyntheticSource()
-    request_log = RequestLog(settings.log_size)
     app = web.Application(
         client_max_size=settings.max_body_bytes,
+        middlewares=[mirror_middleware],
         handler_args={
             "keepalive_timeout": settings.keepalive_timeout_s,
             # after an early answer (408, 413), read and drop the rest of a body no
@@ -161,22 +109,18 @@ def create_app(
     )
     app[SOURCE] = source
     app[SETTINGS] = settings
-    app[REQUEST_LOG] = request_log
+    app[REQUEST_LOG] = RequestLog(settings.log_size)
+    app[CONNECTIONS] = Connections()
+    app[SENDS] = SendBudget(settings.max_unsent_bytes)
     app[OPENAPI] = openapi.build_document(
         api_key_header=API_KEY_HEADER,
         auth_header=None if settings.auth_secret is None else auth.AUTH_HEADER,
     )
-    connections = Connections()
-    app[CONNECTIONS] = connections
-    guard = _Guard(settings, request_log, connections)
     for prefix in auth.route_prefixes(settings.auth_secret):
         for path, request_type in ROUTES.items():
-            handler = _method_handler(request_type, source, settings)
-            app.router.add_post(prefix + path, guard(handler, path.removeprefix("/api/"), path))
-        app.router.add_get(prefix + "/healthz", guard(_healthz, "GET", "/healthz"))
-        app.router.add_get(prefix + "/openapi.json", guard(_openapi, "GET", "/openapi.json"))
-    allowed = {r.canonical: {route.method for route in r} for r in app.router.resources()}
-    app.router.add_route("*", r"/{path:[\s\S]*}", guard(_off_the_api(allowed)))  # \n too
+            app.router.add_post(prefix + path, _method_handler(request_type, source, settings))
+        app.router.add_get(prefix + "/healthz", _healthz)
+        app.router.add_get(prefix + "/openapi.json", _openapi)
     app.on_cleanup.append(_close_source)
     return app
 
@@ -188,26 +132,47 @@ async def _close_source(app: web.Application) -> None:
         await closer()
 
 
+@web.middleware
+async def mirror_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """What every answer shares (see the module docstring)."""
+    app, connection = request.app, request.protocol
+    settings = app[SETTINGS]
+    connections = app[CONNECTIONS]
+    connections.busy.add(connection)  # answering: the connection cap may not close it
+    try:
+        started = time.perf_counter()
+        path = auth.public_path(request.path, settings.auth_secret)  # logs never show it
+        facts = request[FACTS] = Facts()
+        try:
+            auth.authorize(
+                request.path, request.headers.get(auth.AUTH_HEADER), settings.auth_secret
+            )
+            response = await handler(request)
+        except Exception as error:  # every failure becomes a protocol body
+            response = _failure_response(request, error, path, facts)
+        response.headers[API_KEY_HEADER] = settings.api_key
+        name = LOG_NAMES.get(path, request.method) if request.method == "POST" else request.method
+        # before sending: whoever has the answer finds it logged
+        app[REQUEST_LOG].record(started, name, path, facts.subject, response.status, facts.points)
+        return await _send(request, response, path, settings.send_timeout_s, app[SENDS])
+    finally:
+        connections.busy.discard(connection)
+        connections.mark_served(connection)
+
+
 def _method_handler(
     request_type: Any, source: TelemetrySource, settings: ServerSettings
-) -> Endpoint:
+) -> Handler:
     """The handler of one Mirror API method, bound to the mirror's source and settings."""
     limits, timeout_s = settings.limits, settings.request_timeout_s
 
-    async def handle(request: web.Request, facts: Facts) -> web.Response:
-        raw = _arrived_body(request)
-        if raw is None:
-            raw = await _late_body(request, settings.body_timeout_s)
-        encoding = request.headers.get(hdrs.CONTENT_ENCODING)
-        if encoding is not None:
-            raw = _decoded(raw, encoding, request.client_max_size)
+    async def handle(request: web.Request) -> web.Response:
+        raw = await _body(request, settings.body_timeout_s)
         parsed = request_type.from_json(_parse_json(raw))
-        facts.subject = parsed.summary
+        facts = request[FACTS]
+        facts.subject = parsed.summary()
         try:
-            if source.blocks(parsed.connection_details):
-                async with _timeout(timeout_s):
-                    response = await service.answer(parsed, source, limits)
-            else:
+            async with timeout(timeout_s):
                 response = await service.answer(parsed, source, limits)
         except asyncio.TimeoutError:
             raise RemoteMirrorError(
@@ -221,35 +186,28 @@ def _method_handler(
     return handle
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-#: One decoder for all requests (json.loads would build one per call).
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
-
-
-def _arrived_body(request: web.Request) -> bytes | None:
-    """The body if all of it came with the headers (the usual case), else None."""
-    if not request.content.is_eof():
-        return None
-    body = request.content.read_nowait()
-    if len(body) > request.client_max_size:
-        raise web.HTTPRequestEntityTooLarge(request.client_max_size, len(body))
-    return body
-
-
-async def _late_body(request: web.Request, timeout_s: float) -> bytes:
-    """The body, within the body timeout (aiohttp itself would wait for it forever)."""
+async def _body(request: web.Request, timeout_s: float) -> bytes:
+    """The body with its Content-Encoding undone, within the body timeout (aiohttp
+    itself would wait for a stalled body for ever); 413 past the size cap."""
     try:
-        return await asyncio.wait_for(request.read(), timeout_s)
+        async with timeout(timeout_s):
+            raw = await request.read()
     except asyncio.TimeoutError:
         raise RemoteMirrorError(
             "Request body not received in time",
             f"Content-Length announced more than arrived within {timeout_s:g} s",
             http_status=408,
         ) from None
+    encoding = request.headers.get(hdrs.CONTENT_ENCODING)
+    return raw if encoding is None else _decoded(raw, encoding, request.client_max_size)
 
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+#: One decoder for all requests (json.loads would build one per call).
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 #: Content-Encoding -> zlib wbits: gzip; zlib-wrapped deflate (RFC 9110), or raw deflate.
 _CODINGS = {"gzip": (31,), "x-gzip": (31,), "deflate": (15, -15)}
@@ -303,23 +261,11 @@ def _parse_json(raw: bytes) -> Any:
         raise RemoteMirrorError("Invalid request: body is nested too deeply") from None
 
 
-def _off_the_api(allowed: dict[str, set[str]]) -> Endpoint:
-    """404 for an unknown path; 405, with the Allow header, for a known one."""
-
-    async def off_the_api(request: web.Request, facts: Facts) -> web.Response:
-        methods = allowed.get(request.path)
-        if methods is None:
-            raise web.HTTPNotFound()
-        raise web.HTTPMethodNotAllowed(request.method, methods)
-
-    return off_the_api
-
-
-async def _healthz(request: web.Request, facts: Facts) -> web.Response:
+async def _healthz(request: web.Request) -> web.Response:
     return _json_response({"status": "ok"})
 
 
-async def _openapi(request: web.Request, facts: Facts) -> web.Response:
+async def _openapi(request: web.Request) -> web.Response:
     return _json_response(request.app[OPENAPI])
 
 
@@ -347,65 +293,6 @@ def _http_error(error: web.HTTPException) -> MirrorError:
     return RemoteMirrorError(summary, error.text or error.reason, http_status=error.status)
 
 
-class _Guard:
-    """Wraps route handlers in the concerns every answer shares (see the module doc)."""
-
-    def __init__(
-        self, settings: ServerSettings, request_log: RequestLog, connections: Connections
-    ) -> None:
-        self.settings = settings
-        self.request_log = request_log
-        self.connections = connections
-        self.busy = connections.busy
-        self.sends = SendBudget(settings.max_unsent_bytes)
-
-    def __call__(
-        self, endpoint: Endpoint, method: str | None = None, route: str | None = None
-    ) -> Handler:
-        """An aiohttp handler: ``endpoint`` guarded. The log names it ``method`` (None:
-        the HTTP method) and shows ``route`` as its path (None: the request's, the
-        secret taken out)."""
-        api_key, secret = self.settings.api_key, self.settings.auth_secret
-        send_timeout_s, record = self.settings.send_timeout_s, self.request_log.record
-        busy, sends, connections = self.busy, self.sends, self.connections
-
-        async def guarded(request: web.Request) -> web.StreamResponse:
-            connection = request.protocol
-            busy.add(connection)  # answering: the connection cap may not close it
-            try:
-                return await answer(request)
-            finally:
-                busy.discard(connection)
-                connections.mark_served(connection)
-
-        async def answer(request: web.Request) -> web.StreamResponse:
-            started = time.perf_counter()
-            path = route or auth.public_path(request.path, secret)
-            facts = Facts()
-            try:
-                if secret is not None:  # logs never show the secret: ``path`` is without it
-                    auth.authorize(request.path, request.headers.get(auth.AUTH_HEADER), secret)
-                response = await endpoint(request, facts)
-            except Exception as error:  # every failure becomes a protocol body
-                response = _failure_response(request, error, path, facts)
-            response.headers[API_KEY_HEADER] = api_key
-            record(  # before sending: whoever has the answer finds it logged
-                started,
-                method or request.method,
-                path,
-                facts.subject,
-                response.status,
-                facts.points,
-            )
-            body = getattr(response, "body", None)
-            if not (isinstance(body, bytes) and len(body) < SMALL_ANSWER_BYTES):
-                return await _send(request, response, send_timeout_s, path, sends)
-            return response  # a small answer cannot stall: aiohttp writes it
-
-        guarded.__name__ = endpoint.__name__
-        return guarded
-
-
 def _failure_response(
     request: web.Request, error: Exception, path: str, facts: Facts
 ) -> web.Response:
@@ -419,7 +306,7 @@ def _failure_response(
         log.error("unexpected failure answering %s %s", request.method, path, exc_info=error)
         mirror_error = RemoteMirrorError("Internal mirror error", repr(error), http_status=500)
         what = f"internal error: {error!r}"
-    shown = summary_of(facts.subject)
+    shown = facts.subject
     facts.subject = f"{shown} -> {what}" if shown else what
     response = _error_response(mirror_error)
     if isinstance(error, web.HTTPException) and "Allow" in error.headers:
@@ -463,26 +350,31 @@ class SendBudget:
         self.total -= self._sends.pop(transport, 0)
 
 
+SENDS = web.AppKey("sends", SendBudget)
+
+
 async def _send(
     request: web.Request,
     response: web.StreamResponse,
-    timeout_s: float,
     path: str,
+    timeout_s: float,
     budget: SendBudget,
 ) -> web.StreamResponse:
-    """Write the answer, aborting the connection if it is not written within ``timeout_s``
-    or if unsent answers exceed their byte budget; returns the response written.
+    """Write the answer; abort the connection if it is not written within ``timeout_s``
+    or if unsent answers exceed their byte budget. Returns the response written.
 
     aiohttp has no write timeout: a client that stops reading would hold the
     connection, the handler and the encoded body in memory for ever.
     """
     transport = request.transport
-    if transport is None:
+    if transport is None:  # the client has left
         return response
-    body = getattr(response, "body", None)
-    budget.start(transport, len(body) if isinstance(body, bytes) else SMALL_ANSWER_BYTES)
-
-    def abort() -> None:
+    body = response.body if isinstance(response, web.Response) else None
+    budget.start(transport, len(body) if isinstance(body, bytes) else SEND_CHUNK_BYTES)
+    try:
+        async with timeout(timeout_s):
+            return await _write(request, response, body)
+    except asyncio.TimeoutError:
         log.warning(
             "%s %s: answer not delivered within %g s (the client stopped reading); "
             "connection aborted",
@@ -491,19 +383,21 @@ async def _send(
             timeout_s,
         )
         transport.abort()  # drops the unsent buffer; close() would wait for it to drain
-
-    timer = asyncio.get_running_loop().call_later(timeout_s, abort)
-    try:
-        if isinstance(body, bytes):
-            response = await _write_in_chunks(request, response, body)
-        else:
-            await response.prepare(request)
-            await response.write_eof()
     except ConnectionError:
         pass  # the client left or was aborted; aiohttp ends the connection
     finally:
-        timer.cancel()
         budget.finish(transport)
+    return response
+
+
+async def _write(
+    request: web.Request, response: web.StreamResponse, body: Any
+) -> web.StreamResponse:
+    """``response`` written to the client (a large body in slices, see below)."""
+    if isinstance(body, bytes) and len(body) > SEND_CHUNK_BYTES and request.method != "HEAD":
+        return await _write_in_chunks(request, response, body)
+    await response.prepare(request)
+    await response.write_eof()
     return response
 
 

@@ -17,12 +17,8 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
-
-#: A request's summary, or what makes it (called once, when the request is recorded).
-Subject = str | Callable[[], str]
 
 #: Characters kept of a summary, a path and a method name; the rest becomes "...".
 SUMMARY_CHARS = 240
@@ -61,14 +57,14 @@ class RequestLog:
         started: float,
         method: str,
         path: str,
-        subject: Subject,
+        summary: str,
         status: int,
         points: int | None = None,
     ) -> None:
         """Log a request answered now that started at ``started`` (time.perf_counter)."""
         latency_s = time.perf_counter() - started
         method, path = shorten(method, METHOD_CHARS), shorten(path, PATH_CHARS)
-        summary = shorten(summary_of(subject), SUMMARY_CHARS)
+        summary = shorten(summary, SUMMARY_CHARS)
         cost = ENTRY_OVERHEAD_BYTES + sum(map(sys.getsizeof, (method, path, summary)))
         record = (time.time() - latency_s, latency_s, method, path, summary, status, points, cost)
         with self._lock:
@@ -99,11 +95,6 @@ class RequestLog:
 
     def __len__(self) -> int:
         return len(self._entries)
-
-
-def summary_of(subject: Subject) -> str:
-    """The summary text a subject stands for."""
-    return subject if isinstance(subject, str) else subject()
 
 
 def shorten(text: str, limit: int) -> str:

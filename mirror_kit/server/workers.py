@@ -13,8 +13,8 @@ Two ways in (``pip install 'mirror-kit[deploy]'``; Linux and macOS, not Windows)
 
 * ``run(settings, host=..., port=..., workers=N)`` -- what ``python -m mirror_kit
   serve --workers N`` calls;
-* gunicorn's own command line, configured from ``MIRROR_KIT_*`` variables (the
-  server's in ``ENVIRONMENT``, the stores' in ``STORE_ENVIRONMENT``)::
+* gunicorn's own command line, configured from the ``MIRROR_KIT_*`` variables
+  ``serve`` reads too (``ServerSettings.from_env``, ``StoreConfig.from_env``)::
 
       MIRROR_KIT_API_KEY=s3cret MIRROR_KIT_STORES=/etc/mirror/stores.toml \\
           gunicorn 'mirror_kit.server.workers:app_factory' \\
@@ -25,57 +25,20 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
-from ..service import Limits
 from ..sources import StoreConfig, TelemetrySource
 from ..sources.stores import STORE_SETTINGS
-from .app import ServerSettings, create_app
+from .app import create_app
 from .lifecycle import SETTLE_MAX_S, MirrorRunner
+from .settings import ServerSettings
 
 WORKER_CLASS = "aiohttp.GunicornWebWorker"
-_DEFAULTS = ServerSettings()
-
-#: Environment variable -> (ServerSettings field, parser). Limits fields are nested.
-ENVIRONMENT: dict[str, tuple[str, Callable[[str], Any]]] = {
-    "MIRROR_KIT_API_KEY": ("api_key", str),
-    "MIRROR_KIT_AUTH_SECRET": ("auth_secret", str),
-    "MIRROR_KIT_MAX_BODY": ("max_body_bytes", int),
-    "MIRROR_KIT_REQUEST_TIMEOUT": ("request_timeout_s", float),
-    "MIRROR_KIT_KEEPALIVE_TIMEOUT": ("keepalive_timeout_s", float),
-    "MIRROR_KIT_BODY_TIMEOUT": ("body_timeout_s", float),
-    "MIRROR_KIT_SEND_TIMEOUT": ("send_timeout_s", float),
-    "MIRROR_KIT_MAX_POINTS": ("max_points", int),
-    "MIRROR_KIT_MAX_ANSWER_POINTS": ("max_answer_points", int),
-    "MIRROR_KIT_MAX_CONNECTIONS": ("max_connections", int),
-    "MIRROR_KIT_MAX_UNSENT_BYTES": ("max_unsent_bytes", int),
-    "MIRROR_KIT_STOP_GRACE": ("stop_grace_s", float),
-}
-_LIMIT_FIELDS = ("max_points", "max_answer_points")
 #: Environment variable -> store setting (the same table as ``serve``'s store flags).
 STORE_ENVIRONMENT: dict[str, str] = {s.env: s.dest for s in STORE_SETTINGS}
-
-
-def settings_from_env(environ: Mapping[str, str] | None = None) -> ServerSettings:
-    """ServerSettings from ``MIRROR_KIT_*`` variables; unset ones keep their defaults.
-
-    Raises ValueError naming the variable whose value does not parse.
-    """
-    environ = os.environ if environ is None else environ
-    values: dict[str, Any] = {}
-    for name, (field, parse) in ENVIRONMENT.items():
-        raw = environ.get(name)
-        if raw is None or raw == "":
-            continue
-        try:
-            values[field] = parse(raw)
-        except ValueError:
-            raise ValueError(f"{name}={raw!r} is not a valid {parse.__name__}") from None
-    limits = Limits(**{k: values.pop(k) for k in _LIMIT_FIELDS if k in values})
-    return ServerSettings(**values, limits=limits)
 
 
 async def app_factory() -> web.AppRunner:
@@ -85,7 +48,8 @@ async def app_factory() -> web.AppRunner:
     It returns the runner, not the app (aiohttp's worker takes either): MirrorRunner
     brings the connection cap and the graceful stop (lifecycle.py) to each worker.
     """
-    return MirrorRunner(create_app(StoreConfig.from_env().build(), settings_from_env()))
+    settings = ServerSettings.from_env(os.environ)
+    return MirrorRunner(create_app(StoreConfig.from_env().build(), settings))
 
 
 def bind_address(host: str, port: int) -> str:

@@ -61,15 +61,6 @@ class Points:
 class TelemetrySource(ABC):
     """A store the mirror translates Mirror API calls into. Implement the four methods."""
 
-    #: Whether answering may wait on I/O. The server bounds such sources' answers by
-    #: its request timeout; sources that compute in memory set this to False and
-    #: skip that (measurable) per-request cost.
-    may_block: bool = True
-
-    def blocks(self, connection_details: ConnectionDetails) -> bool:
-        """Whether answering a request with these details may wait on I/O."""
-        return self.may_block
-
     @abstractmethod
     async def test_connection(self, connection_details: ConnectionDetails) -> None:
         """Return when the store is reachable; raise MetricStoreConnectionError otherwise."""

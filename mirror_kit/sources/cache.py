@@ -100,7 +100,6 @@ class PollCache(TelemetrySource):
         self.stats = CacheStats()
         self._runs: OrderedDict[bytes, _Run] = OrderedDict()
         self._bytes = 0
-        self.may_block = inner.may_block
 
     @property
     def url(self) -> str | None:
@@ -115,9 +114,6 @@ class PollCache(TelemetrySource):
     def nbytes(self) -> int:
         """Bytes the cached runs hold now (never above ``budget_bytes``)."""
         return self._bytes
-
-    def blocks(self, connection_details: ConnectionDetails) -> bool:
-        return self.inner.blocks(connection_details)
 
     async def aclose(self) -> None:
         closer = getattr(self.inner, "aclose", None)

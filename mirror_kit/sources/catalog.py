@@ -243,7 +243,6 @@ class CatalogSource(TelemetrySource):
     """
 
     catalog: SeriesCatalog
-    may_block = False  # in memory or generated: nothing to wait for
 
     @abstractmethod
     def series_points(self, series: LabeledSeries, window: PointWindow) -> Points:

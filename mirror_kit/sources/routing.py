@@ -69,10 +69,6 @@ class Store(ABC):
     url: str | None = None
     takes_files: bool = False
 
-    def blocks(self, connection_details: ConnectionDetails) -> bool:
-        """Whether answering may wait on I/O or a worker thread."""
-        return True
-
     @abstractmethod
     async def source(self, connection_details: ConnectionDetails) -> TelemetrySource:
         """The source answering this request (built, off the event loop, if need be)."""
@@ -91,9 +87,6 @@ class FixedStore(Store):
         url = getattr(source, "url", None)
         self.url = url if isinstance(url, str) else None
         self.kind = type(source).__name__.removesuffix("Source").lower() or "source"
-
-    def blocks(self, connection_details: ConnectionDetails) -> bool:
-        return self._source.blocks(connection_details)
 
     async def source(self, connection_details: ConnectionDetails) -> TelemetrySource:
         return self._source
@@ -169,15 +162,6 @@ class RoutingSource(TelemetrySource):
                 f'"{FILE_KEY}" needs "{SOURCE_KEY}" naming a CSV store that serves a directory',
             )
         return store
-
-    def blocks(self, connection_details: ConnectionDetails) -> bool:
-        """The selected store's answer; details that select none fail fast (in the
-        method itself, so Test Connection answers FAILURE with the reason)."""
-        try:
-            store = self.select(connection_details)
-        except RemoteMirrorError:
-            return False
-        return store.blocks(connection_details)
 
     async def source_for(self, details: ConnectionDetails) -> TelemetrySource:
         """The source answering a request with these details."""
