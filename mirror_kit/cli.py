@@ -93,9 +93,7 @@ def serve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) ->
     for name in unknown_variables(environ):
         print(f"note: {name} is no `serve` flag; ignored", file=sys.stderr)
     try:
-        listen = options.build(Listen, options.resolve(LISTEN_OPTIONS, args, environ))
-        settings = options.build(ServerSettings, options.resolve(SERVER_OPTIONS, args, environ))
-        stores = StoreConfig.from_settings(options.resolve(STORE_OPTIONS, args, environ))
+        listen, settings, stores = configuration(args, environ)
         source = stores.build()
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
@@ -123,6 +121,17 @@ def serve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) ->
         )
         return 1
     return 0
+
+
+def configuration(
+    args: argparse.Namespace, environ: Mapping[str, str]
+) -> tuple[Listen, ServerSettings, StoreConfig]:
+    """What ``serve`` runs with: each setting from its flag, else its variable, else
+    its default. ValueError naming the variable or setting that is not valid."""
+    listen = options.build(Listen, options.resolve(LISTEN_OPTIONS, args, environ))
+    settings = options.build(ServerSettings, options.resolve(SERVER_OPTIONS, args, environ))
+    stores = StoreConfig.from_settings(options.resolve(STORE_OPTIONS, args, environ))
+    return listen, settings, stores
 
 
 def unknown_variables(environ: Mapping[str, str]) -> list[str]:

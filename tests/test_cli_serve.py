@@ -7,6 +7,7 @@ to type into StackState's Mirror source form.
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import subprocess
@@ -43,12 +44,17 @@ EXIT_TIMEOUT_S = 20.0
 class Served:
     """A ``serve`` process and the URL it answers on."""
 
-    def __init__(self, *extra: str) -> None:
+    def __init__(self, *extra: str, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         command = [sys.executable, "-m", "mirror_kit", "serve", "--port", str(self.port), *extra]
         self.process = subprocess.Popen(
-            command, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            command,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=None if env is None else {**os.environ, **env},
         )
 
     def wait_ready(self, http: httpx.Client) -> httpx.Response:
@@ -148,3 +154,33 @@ def test_serve_with_custom_key_and_caps() -> None:
         assert re.search(r"Api Key:\s+sekr3t$", out, re.MULTILINE), out
     finally:
         served.kill()
+
+
+def test_serve_takes_each_setting_from_its_variable_unless_a_flag_is_given() -> None:
+    """Every flag --x-y is also MIRROR_KIT_X_Y, read by serve itself (before, serve read
+    only a few; the image's entrypoint copied the others onto the command line)."""
+    env = {
+        "MIRROR_KIT_API_KEY": "from-env",
+        "MIRROR_KIT_MAX_ANSWER_POINTS": "100",
+        "MIRROR_KIT_MAX_POINTS": "7",  # the flag below wins
+        "MIRROR_KIT_PROT": "typo",
+    }
+    served = Served("--max-points", "200", env=env)
+    try:
+        with httpx.Client(base_url=served.url, timeout=10) as http:
+            assert served.wait_ready(http).headers["X-MIRROR-API-KEY"] == "from-env"
+            cut = http.post(METRIC, json=metrics_body(T0, T0 + HOUR, {"host": "a-host"}))
+        telemetry = cut.json()["telemetry"]
+        assert len(telemetry["points"]) == 100 and telemetry["isPartial"] is True
+        status, _, err = served.interrupt()
+        assert status == 0, err
+        assert "MIRROR_KIT_PROT is no `serve` flag" in err
+    finally:
+        served.kill()
+
+
+def test_serve_names_the_variable_that_does_not_parse() -> None:
+    served = Served(env={"MIRROR_KIT_STOP_GRACE": "soon"})
+    _, err = served.process.communicate(timeout=EXIT_TIMEOUT_S)
+    assert served.process.returncode == 2
+    assert "MIRROR_KIT_STOP_GRACE='soon' is not a valid float" in err

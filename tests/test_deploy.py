@@ -25,11 +25,11 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from mirror_kit import cli
+from mirror_kit import cli, options
 from mirror_kit.client import MirrorClient
 from mirror_kit.protocol.errors import RemoteMirrorError
-from mirror_kit.server import create_app, workers
-from mirror_kit.server.app import ServerSettings
+from mirror_kit.server import ServerSettings, create_app, workers
+from mirror_kit.sources import StoreConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -229,7 +229,7 @@ def test_every_container_has_requests_and_limits(container: dict[str, Any]) -> N
 def test_no_service_links_in_the_mirrors_variable_namespace(base: list[dict[str, Any]]) -> None:
     """A Service named mirror-kit would set MIRROR_KIT_PORT=tcp://...: --port would fail."""
     service = one(base, "Service")["metadata"]["name"]
-    assert service.upper().replace("-", "_") + "_" == entrypoint.PREFIX
+    assert service.upper().replace("-", "_") + "_" == options.ENV_PREFIX
     assert _pod_spec(one(base, "Deployment"))["enableServiceLinks"] is False
 
 
@@ -307,9 +307,8 @@ def test_every_variable_the_manifests_set_is_one_the_kit_reads(
 ) -> None:
     objects = render(DEPLOY / "overlays" / "example")
     names = _variable_names(objects, _pod_spec(one(objects, "Deployment"))["containers"][0])
-    mirror = {n for n in names if n.startswith(entrypoint.PREFIX)}
-    assert mirror and not entrypoint.unused(dict.fromkeys(mirror, "1"))
-    assert set(workers.ENVIRONMENT) >= entrypoint.READ_BY_THE_KIT
+    mirror = {n for n in names if n.startswith(options.ENV_PREFIX)}
+    assert mirror and not cli.unknown_variables(dict.fromkeys(mirror, "1"))
     assert names - mirror <= {"PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED"}
     # the ConfigMap and the Secret reach the container whole
     sources = {next(iter(s.values()))["name"] for s in container["envFrom"]}
@@ -317,15 +316,22 @@ def test_every_variable_the_manifests_set_is_one_the_kit_reads(
     assert one(objects, "Secret")["metadata"]["name"] == "mirror-kit-secrets"
 
 
+def served_with(environ: dict[str, str], extra: list[str] | None = None) -> Any:
+    """What the image's ``serve`` runs with in ``environ``: (Listen, ServerSettings,
+    StoreConfig)."""
+    args = cli._parser().parse_args(entrypoint.serve_argv(environ, extra or []))
+    return cli.configuration(args, environ)
+
+
 def test_the_configmap_settings_parse_into_serve_options(base: list[dict[str, Any]]) -> None:
     settings = one(base, "ConfigMap")["data"]
-    args = cli._parser().parse_args(entrypoint.serve_argv(settings))
-    assert args.bind_all is True
-    assert args.port == int(settings["MIRROR_KIT_PORT"])
-    assert args.workers == int(settings["MIRROR_KIT_WORKERS"])
-    assert args.max_points == int(settings["MIRROR_KIT_MAX_POINTS"])
-    assert args.request_timeout == float(settings["MIRROR_KIT_REQUEST_TIMEOUT"])
-    assert args.source == settings["MIRROR_KIT_SOURCE"]
+    listen, server, stores = served_with(settings)
+    assert listen.bind_all is True
+    assert listen.port == int(settings["MIRROR_KIT_PORT"])
+    assert listen.workers == int(settings["MIRROR_KIT_WORKERS"])
+    assert server.limits.max_points == int(settings["MIRROR_KIT_MAX_POINTS"])
+    assert server.request_timeout_s == float(settings["MIRROR_KIT_REQUEST_TIMEOUT"])
+    assert stores.default == settings["MIRROR_KIT_SOURCE"]
 
 
 def test_the_grace_period_covers_the_mirrors_shutdown(
@@ -361,36 +367,39 @@ def test_the_image_never_needs_a_writable_root() -> None:
 # --- the entrypoint -------------------------------------------------------------------
 
 
-def test_entrypoint_maps_variables_to_serve_flags() -> None:
-    argv = entrypoint.serve_argv(
-        {
-            "MIRROR_KIT_API_KEY": "k3y",
-            "MIRROR_KIT_MAX_ANSWER_POINTS": "100",
-            "MIRROR_KIT_AUTH_SECRET": "s" * 24,
-            "MIRROR_KIT_PROMETHEUS_URL": "",
-            "OTHER": "x",
-        },
-        ["--port", "7010"],
-    )
-    assert argv == [
-        "serve",
-        "--api-key=k3y",
-        "--bind-all",
-        "--max-answer-points=100",
-        "--port",
-        "7010",
-    ]  # the secret stays off the command line; empty values are unset
+def test_serve_reads_every_setting_from_the_environment() -> None:
+    environ = {
+        "MIRROR_KIT_API_KEY": "k3y",
+        "MIRROR_KIT_MAX_ANSWER_POINTS": "100",
+        "MIRROR_KIT_AUTH_SECRET": "s" * 24,
+        "MIRROR_KIT_PROMETHEUS_URL": "",  # empty: unset
+        "MIRROR_KIT_PORT": "7011",
+        "MIRROR_KIT_MAX_UNSENT_BYTES": "4096",
+        "OTHER": "x",
+    }
+    argv = entrypoint.serve_argv(environ, ["--port", "7010"])
+    assert argv == ["serve", "--bind-all", "--port", "7010"]  # no value on the command line
+    listen, server, stores = served_with(environ, ["--port", "7010"])
+    assert listen.port == 7010  # a flag beats its variable
+    assert listen.address == "0.0.0.0"
+    assert server.api_key == "k3y" and server.auth_secret == "s" * 24
+    assert server.limits.max_answer_points == 100 and server.max_unsent_bytes == 4096
+    assert stores == StoreConfig()  # the synthetic store only
+    # every flag has its variable, named after it
+    for option in cli.LISTEN_OPTIONS + cli.SERVER_OPTIONS + cli.STORE_OPTIONS:
+        assert option.env == "MIRROR_KIT_" + option.flag[2:].upper().replace("-", "_")
+    assert {o.env for o in cli.STORE_OPTIONS} == set(workers.STORE_ENVIRONMENT)
 
 
 def test_entrypoint_switches_and_host() -> None:
-    assert "--bind-all" not in entrypoint.serve_argv({"MIRROR_KIT_BIND_ALL": "no"})
-    assert entrypoint.serve_argv({"MIRROR_KIT_HOST": "127.0.0.1"}) == [
-        "serve",
-        "--host=127.0.0.1",
-    ]
-    with pytest.raises(ValueError, match="MIRROR_KIT_BIND_ALL"):
-        entrypoint.serve_argv({"MIRROR_KIT_BIND_ALL": "maybe"})
-    assert entrypoint.unused({"MIRROR_KIT_PROT": "1", "MIRROR_KIT_PORT": "1"}) == [
+    assert served_with({"MIRROR_KIT_BIND_ALL": "no"})[0].address == "127.0.0.1"
+    assert entrypoint.serve_argv({"MIRROR_KIT_HOST": "127.0.0.1"}) == ["serve"]
+    assert served_with({"MIRROR_KIT_HOST": "::1"})[0].address == "::1"
+    with pytest.raises(ValueError, match="MIRROR_KIT_BIND_ALL='maybe'"):
+        served_with({"MIRROR_KIT_BIND_ALL": "maybe"})
+    with pytest.raises(ValueError, match=re.escape("MIRROR_KIT_PORT='tcp://10.0.0.1:7007'")):
+        served_with({"MIRROR_KIT_PORT": "tcp://10.0.0.1:7007"})  # a Kubernetes service link
+    assert cli.unknown_variables({"MIRROR_KIT_PROT": "1", "MIRROR_KIT_PORT": "1"}) == [
         "MIRROR_KIT_PROT"
     ]
 
@@ -433,5 +442,5 @@ def test_entrypoint_serves_as_configured(unused_tcp_port: int) -> None:
 
 def test_the_configmap_limits_are_the_kits_defaults(base: list[dict[str, Any]]) -> None:
     """The ConfigMap says so: a default changed in the kit must be changed there too."""
-    settings = workers.settings_from_env(one(base, "ConfigMap")["data"])
+    settings = ServerSettings.from_env(one(base, "ConfigMap")["data"])
     assert settings == ServerSettings()

@@ -38,12 +38,7 @@ from mirror_wire import (
 
 from mirror_kit import Limits, ServerSettings
 from mirror_kit.server import API_KEY_HEADER
-from mirror_kit.server.workers import (
-    WORKER_CLASS,
-    bind_address,
-    gunicorn_options,
-    settings_from_env,
-)
+from mirror_kit.server.workers import WORKER_CLASS, bind_address, gunicorn_options
 
 DEADLINE_S = 30.0
 A_CPU = {"host": "a-host", "metric": "cpu.user"}
@@ -56,7 +51,7 @@ sys.exit(run(ServerSettings(api_key="workers-key"), host="127.0.0.1", port=0, wo
 
 
 def test_settings_from_env() -> None:
-    settings = settings_from_env(
+    settings = ServerSettings.from_env(
         {
             "MIRROR_KIT_API_KEY": "k",
             "MIRROR_KIT_AUTH_SECRET": "0123456789abcdefXYZ",
@@ -71,12 +66,12 @@ def test_settings_from_env() -> None:
     assert settings.limits == Limits(max_points=5000)
     assert settings.keepalive_timeout_s == 12.5
     assert settings.send_timeout_s == ServerSettings().send_timeout_s
-    assert settings_from_env({}) == ServerSettings()
+    assert ServerSettings.from_env({}) == ServerSettings()
 
 
 def test_settings_from_env_names_the_bad_variable() -> None:
     with pytest.raises(ValueError, match="MIRROR_KIT_MAX_POINTS='many'"):
-        settings_from_env({"MIRROR_KIT_MAX_POINTS": "many"})
+        ServerSettings.from_env({"MIRROR_KIT_MAX_POINTS": "many"})
 
 
 def test_gunicorn_options() -> None:
@@ -240,7 +235,7 @@ def test_gunicorn_command_line_with_the_app_factory() -> None:
 
 
 def test_settings_from_env_for_the_cap_and_the_stop() -> None:
-    settings = settings_from_env(
+    settings = ServerSettings.from_env(
         {
             "MIRROR_KIT_MAX_CONNECTIONS": "300",
             "MIRROR_KIT_STOP_GRACE": "4.5",
