@@ -92,8 +92,8 @@ async def answer(request: MirrorRequest, source: TelemetrySource, limits: Limits
     if isinstance(request, FieldValuesRequest):
         q = request.query
         options = await source.field_values(q, details)
-        page, partial = _page(options, q.offset, q.limit)
-        return FieldValuesResponse(tuple(page), partial)
+        shown, partial = _page(options, q.offset, q.limit)
+        return FieldValuesResponse(tuple(shown), partial)
     if isinstance(request, MetricsRequest):
         return MetricsResponse(await _metrics(request.query, source, limits, details))
     raise TypeError(f"not a Mirror API request: {request!r}")

@@ -53,7 +53,7 @@ def test_the_log_keeps_no_parsed_request_alive() -> None:
     log = RequestLog()
     parsed = _Parsed()
     alive = weakref.ref(parsed)
-    log.record(time.perf_counter(), "connection", "/api/connection", parsed.summary, 200)
+    log.record(time.perf_counter(), "connection", "/api/connection", parsed.summary(), 200)
     del parsed
     gc.collect()
     assert alive() is None, "the log holds the parsed request"

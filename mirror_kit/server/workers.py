@@ -116,7 +116,7 @@ def _application(
     except ImportError:  # pragma: no cover - depends on the environment
         raise SystemExit("--workers needs gunicorn: pip install 'mirror-kit[deploy]'") from None
 
-    class MirrorApplication(BaseApplication):  # type: ignore[misc]
+    class MirrorApplication(BaseApplication):
         def load_config(self) -> None:
             for key, value in options.items():
                 self.cfg.set(key, value)

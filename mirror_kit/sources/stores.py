@@ -201,7 +201,8 @@ class StoreConfig:
     def from_settings(cls, values: Mapping[str, str | None]) -> StoreConfig:
         """The config the store settings describe (by ``StoreSetting.dest``: parsed
         flags or environment variables); flags' stores join the file's."""
-        config = cls.from_file(values["stores"]) if values.get("stores") else cls()
+        stores_file = values.get("stores")
+        config = cls.from_file(stores_file) if stores_file else cls()
         declarations = list(config.declarations)
         shorthand = []
         if values.get("prometheus_url"):
