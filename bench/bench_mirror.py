@@ -278,7 +278,7 @@ def run_load(
     (as ``timeit`` keeps the best repeat) is the least disturbed one.
     """
     best: list[Run] = []
-    for workload in WORKLOADS:
+    for workload in workloads(args):
         sizes = {name: validate(running[name], workload) for name in workload.servers}
         if args.warmup:
             payload = json.dumps(workload.body).encode()
@@ -500,6 +500,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--warmup", type=int, default=2, help="warm-up seconds per server (2)")
     parser.add_argument("--reps", type=int, default=20, help="in-process repetitions (20)")
     parser.add_argument("--no-save", action="store_true", help="don't write bench/results/")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        metavar="DIR",
+        help="also serve the mirror_kit of the source tree DIR (e.g. `git archive main`) as "
+        "server 'before', taking turns with the others on every mirror workload",
+    )
     return parser
 
 
@@ -507,13 +514,44 @@ def _terminate_on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)  # unwinds through the ExitStack that stops the servers
 
 
-def start_servers(stack: contextlib.ExitStack) -> dict[str, servers.Server]:
+def start_servers(
+    stack: contextlib.ExitStack, before: Path | None = None
+) -> dict[str, servers.Server]:
     running = {}
-    for name in ("mirror", "mirror x2", "baseline", "ceiling"):
+    for name in ("mirror", "mirror x2", "baseline", "ceiling", *(["before"] if before else [])):
         port = servers.free_port()
-        command = servers.server_commands(port, RAW_POINTS)[name]
-        running[name] = servers.start(name, command, port, stack)
+        if name == "before":  # the same command, importing mirror_kit from ``before``
+            command = servers.server_commands(port, RAW_POINTS)["mirror"]
+            env = {**os.environ, "PYTHONPATH": str(before)}
+            running[name] = servers.start(name, command, port, stack, env)
+        else:
+            command = servers.server_commands(port, RAW_POINTS)[name]
+            running[name] = servers.start(name, command, port, stack)
     return running
+
+
+def workloads(args: argparse.Namespace) -> tuple[Workload, ...]:
+    """WORKLOADS, with server 'before' next to 'mirror' when ``--before`` is given."""
+    if args.before is None:
+        return WORKLOADS
+    return tuple(
+        replace(w, servers=(*w.servers, "before")) if "mirror" in w.servers else w
+        for w in WORKLOADS
+    )
+
+
+def before_lines(runs: list[Run]) -> Iterator[str]:
+    """This tree's mirror against the ``--before`` one: req/s and CPU per request."""
+    if not any(r.server == "before" for r in runs):
+        return
+    for workload in dict.fromkeys(r.workload for r in runs if r.server == "before"):
+        rates = [_ratio(runs, workload, "mirror", "before", c) for c in (1, 32)]
+        yield (
+            f"{workload}, mirror/before req/s: {rates[0]:.2f}x at 1, {rates[1]:.2f}x at 32; "
+            f"CPU per request at 32: {_cpu_ratio(runs, workload, 'mirror', 'before'):.2f}x less"
+        )
+    tc = [_ratio(runs, "test connection", "before", "ceiling", c) for c in (1, 32)]
+    yield f"test connection, before/ceiling req/s: {tc[0]:.2f}x at 1, {tc[1]:.2f}x at 32"
 
 
 def benchmark(args: argparse.Namespace) -> dict[str, Any]:
@@ -531,7 +569,7 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
     )
     compute = measure_compute(args.reps)
     with contextlib.ExitStack() as stack:
-        running = start_servers(stack)
+        running = start_servers(stack, args.before)
         started_kib = servers.memory_kib(running["mirror"].pid)
         say(HEADER)
         runs = run_load(running, args, say)
@@ -540,6 +578,7 @@ def benchmark(args: argparse.Namespace) -> dict[str, Any]:
         "",
         *contention_lines(runs),
         *ratio_lines(runs),
+        *before_lines(runs),
         *compute_lines(compute),
         *memory_lines(started_kib, memory),
     ]:

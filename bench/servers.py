@@ -83,11 +83,18 @@ def _die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def start(name: str, command: list[str], port: int, stack: contextlib.ExitStack) -> Server:
+def start(
+    name: str,
+    command: list[str],
+    port: int,
+    stack: contextlib.ExitStack,
+    env: dict[str, str] | None = None,
+) -> Server:
     """Start one server, register its shutdown with ``stack``, wait until it accepts."""
     log = stack.enter_context(tempfile.TemporaryFile(prefix=f"bench-{name}-"))  # noqa: SIM115
     process = subprocess.Popen(
         command,
+        env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=log,
