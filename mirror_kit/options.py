@@ -132,7 +132,7 @@ def add_arguments(parser: argparse._ActionsContainer, declared: Iterable[Option]
     takes the environment's value or the default), so the environment is read
     only by the command that uses it."""
     for opt in declared:
-        shown = "off" if opt.default is None else opt.default
+        shown = "none" if opt.default is None else opt.default
         if opt.kind is bool:
             parser.add_argument(
                 opt.flag,
