@@ -1,7 +1,8 @@
 """Serving and stopping a mirror: aiohttp's AppRunner, plus what it leaves out.
 
-``MirrorRunner`` is an ``aiohttp.web.AppRunner`` (so ``python -m mirror_kit serve``
-and each gunicorn worker start, serve and clean up the aiohttp way) that adds:
+``MirrorRunner`` is an ``aiohttp.web.AppRunner`` (so ``python -m mirror_kit serve``,
+the notebook's ``start_mirror`` and each gunicorn worker start, serve and clean up
+the aiohttp way) that adds:
 
 * **a connection cap** (``max_connections``): a new connection past it first closes
   *idle* connections -- those that never completed a request first, then the
