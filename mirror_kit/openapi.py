@@ -59,7 +59,7 @@ from .protocol import (
     TestConnectionResponse,
     UnsupportedFieldTypeError,
 )
-from .protocol._read import MAX_ABS_MILLIS
+from .protocol._wire import MAX_ABS_MILLIS
 
 OPENAPI_VERSION = "3.1.0"
 Schema = dict[str, Any]

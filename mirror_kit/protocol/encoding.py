@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import msgspec
 import numpy as np
 import orjson
 
@@ -31,15 +32,15 @@ _EXACT = 2**53  # integers of smaller magnitude are exact in float64
 
 
 def encode(body: Any) -> bytes:
-    """``body`` as compact JSON bytes (orjson; may hold an ``orjson.Fragment``).
+    """``body`` (JSON values, wire types) as compact JSON bytes, sets and keys sorted.
 
     Text echoed from a request may hold lone surrogates (``"\\ud800"`` is valid
-    JSON); orjson refuses them, the standard library escapes them again.
+    JSON); msgspec refuses them, the standard library escapes them again.
     """
     try:
-        return orjson.dumps(body)
-    except orjson.JSONEncodeError:
-        return json.dumps(body).encode()
+        return msgspec.json.encode(body, order="deterministic")
+    except UnicodeEncodeError:
+        return json.dumps(msgspec.to_builtins(body, order="deterministic")).encode()
 
 
 def points_json(*columns: np.ndarray) -> bytes:

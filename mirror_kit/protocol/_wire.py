@@ -1,0 +1,167 @@
+"""The base of every wire type, and how a body becomes one (or a protocol error).
+
+Each protocol object is declared once, as a msgspec ``Struct`` (``Wire``): its fields
+in snake case, camelCase on the wire, ``_type`` its class name. From that declaration
+msgspec parses (naming the path of a wrong field), renders, and writes the JSON Schema
+the OpenAPI document is built from.
+
+StackState versions differ, so parsing is lenient where the protocol is: unknown
+members are ignored, ``_type`` may be absent (a condition value's is then inferred
+from its JSON value), and an optional member may be ``null`` (read as absent).
+``from_bytes`` decodes the usual body in one step and falls back, for bodies that
+need the leniency or that msgspec cannot read (UTF-16/32, lone surrogates), to
+``loads`` and ``from_json``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Annotated, Any, ClassVar, TypeVar
+
+import msgspec
+import orjson
+
+from .encoding import encode
+from .errors import RemoteMirrorError, invalid
+
+T = TypeVar("T", bound="Wire")
+
+#: Epoch milliseconds beyond this (about year 287,000) cannot be a real time and
+#: would overflow the int64 arithmetic used downstream.
+MAX_ABS_MILLIS = 2**53
+_BOUND = msgspec.Meta(ge=-MAX_ABS_MILLIS, le=MAX_ABS_MILLIS)
+#: Epoch ms: an integer, or an integral float (``1.5e12``; ``Wire`` makes it an int).
+Millis = Annotated[int, _BOUND] | Annotated[float, _BOUND]
+Count = Annotated[int, msgspec.Meta(ge=0, le=MAX_ABS_MILLIS)]
+
+_DECODER = json.JSONDecoder(parse_constant=lambda name: _refuse(name))
+_AT = re.compile(r"(?P<message>.*?)(?: - at `\$(?P<path>[^`]*)`)?", re.DOTALL)
+_FIELD = re.compile(r"(?:Object missing required field )?`(?P<name>\w+)`(?P<rest>.*)", re.DOTALL)
+_WORDS = {"int": "an integer", "float": "a number", "str": "a string", "bool": "true or false"}
+_WORDS |= {"object": "a JSON object", "array": "a JSON array", "int | float": "an integer"}
+
+
+def _refuse(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+class Wire(msgspec.Struct, frozen=True, rename="camel", tag_field="_type", tag=True):
+    """A protocol object: ``from_json``/``from_bytes`` parse it, ``to_json``/``to_bytes`` render it."""
+
+    type_name: ClassVar[str]
+    #: How an error of a body parsed on its own names the body (``field.fieldType``).
+    json_path: ClassVar[str] = ""
+    #: The ``Millis`` members: an integral float is made an int.
+    _integers: ClassVar[tuple[str, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.type_name = cls.__name__
+
+    def __post_init__(self) -> None:
+        for name in self._integers:
+            value = getattr(self, name)
+            if isinstance(value, float):
+                if not value.is_integer():
+                    raise ValueError(f"`{_camel(name)}` must be an integer")
+                msgspec.structs.force_setattr(self, name, int(value))
+
+    @classmethod
+    def from_json(cls: type[T], body: Any) -> T:
+        """Parse a body already read as JSON (dicts and lists), leniently (module doc)."""
+        try:
+            return msgspec.convert(lenient(body), cls)
+        except msgspec.ValidationError as error:
+            raise request_error(error, cls.json_path) from None
+
+    @classmethod
+    def from_bytes(cls: type[T], raw: bytes) -> T:
+        """Parse a request body; one msgspec decode for the usual one (module doc)."""
+        try:
+            return msgspec.json.decode(raw, type=cls)
+        except (msgspec.ValidationError, msgspec.DecodeError):
+            pass
+        except RecursionError:
+            raise invalid("body", "is nested too deeply") from None
+        return cls.from_json(loads(raw))
+
+    def to_json(self) -> dict[str, Any]:
+        return json.loads(self.to_bytes())
+
+    def to_bytes(self) -> bytes:
+        return encode(self)
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def loads(raw: bytes) -> Any:
+    """A body as JSON: orjson for UTF-8, the standard library for what JSON also allows.
+
+    The standard library reads UTF-16 and UTF-32 bodies, lone surrogate escapes and
+    integers past 64 bits, refuses NaN and Infinity, and words the error.
+    """
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise RemoteMirrorError("Invalid request: body is not valid JSON", str(error)) from None
+    except RecursionError:
+        raise invalid("body", "is nested too deeply") from None
+
+
+def lenient(body: Any) -> Any:
+    """A request body as the wire types take it (module doc); the caller's is not changed.
+
+    Null members are dropped, and a condition value without ``_type`` gets the one its
+    JSON value implies (a string, a number, true/false, a list of strings).
+    """
+    if not isinstance(body, dict):
+        return body
+    out = {k: v for k, v in body.items() if v is not None}
+    for key in ("query", "field", "aggregation", "telemetry", "error"):
+        if isinstance(out.get(key), dict):
+            out[key] = lenient(out[key])
+    conditions = out.get("conditions")
+    if isinstance(conditions, list):
+        out["conditions"] = [_condition(c) for c in conditions]
+    return out
+
+
+def _condition(condition: Any) -> Any:
+    if not isinstance(condition, dict):
+        return condition
+    out = lenient(condition)
+    value = out.get("value")
+    if isinstance(value, dict) and value.get("_type") is None and "value" in value:
+        kind = {bool: "BooleanValue", str: "StringValue", list: "InSetValue"}
+        out["value"] = {**value, "_type": kind.get(type(value["value"]), "DoubleValue")}
+    return out
+
+
+def describe(error: msgspec.ValidationError, root: str = "") -> tuple[str, str]:
+    """``(path, problem)`` of a msgspec error: ``("query.limit", "must be an integer >= 0")``."""
+    match = _AT.fullmatch(str(error))
+    assert match is not None  # the pattern matches any text
+    message, path = match["message"], root + (match["path"] or "")
+    field = _FIELD.fullmatch(message)
+    if field:  # a missing member, or a __post_init__ check naming its member
+        path = f"{path}.{field['name']}"
+        message = field["rest"].strip() or "is missing"
+    elif message.startswith("Expected `"):
+        wanted, _, rest = message[len("Expected `") :].replace(" | null", "").partition("`")
+        message = f"must be {_WORDS.get(wanted, wanted)}{rest}"
+    else:
+        message = message[:1].lower() + message[1:]
+    return path.lstrip(".") or "request body", message
+
+
+def request_error(error: msgspec.ValidationError, root: str = "") -> RemoteMirrorError:
+    """The protocol's error for a malformed body: it names the wrong member's path."""
+    return invalid(*describe(error, root))
