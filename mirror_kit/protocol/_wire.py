@@ -47,7 +47,7 @@ def _refuse(name: str) -> Any:
 
 
 class Wire(msgspec.Struct, frozen=True, rename="camel", tag_field="_type", tag=True):
-    """A protocol object: ``from_json``/``from_bytes`` parse it, ``to_json``/``to_bytes`` render it."""
+    """A protocol object: ``from_json``/``from_bytes`` parse, ``to_json``/``to_bytes`` render."""
 
     type_name: ClassVar[str]
     #: How an error of a body parsed on its own names the body (``field.fieldType``).

@@ -21,6 +21,8 @@ JsonObject = dict[str, Any]
 
 
 class AggregationMethod(str, Enum):
+    """How a window's points become one value; EVENT_COUNT is the number of points."""
+
     MEAN = "MEAN"
     PERCENTILE_25 = "PERCENTILE_25"
     PERCENTILE_50 = "PERCENTILE_50"

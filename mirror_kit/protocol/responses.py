@@ -106,12 +106,7 @@ class FieldValuesResponse(Wire, frozen=True):
 
 def _telemetry_wire(name: str, doc: str, data_format: tuple[str, ...]) -> Any:
     """The body around the points; a reader takes the columns in any order dataFormat says."""
-    numbers = [{"type": "number"} if n == "value" else {"type": "integer"} for n in data_format]
-    point = {"type": "array", "prefixItems": numbers, "items": False, "minItems": len(numbers)}
-    points = msgspec.Meta(
-        description=f"Points in time order; each is [{', '.join(data_format)}].",
-        extra_json_schema={"items": point},
-    )
+    points = msgspec.Meta(description=f"Points in time order; each is [{', '.join(data_format)}].")
     row = tuple[(float,) * len(data_format)]  # type: ignore[misc]
     names = Literal[data_format]  # type: ignore[valid-type]
     fmt = msgspec.Meta(extra_json_schema={"const": list(data_format)})

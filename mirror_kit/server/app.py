@@ -201,7 +201,7 @@ def _method_handler(
         encoding = request.headers.get(hdrs.CONTENT_ENCODING)
         if encoding is not None:
             raw = _decoded(raw, encoding, request.client_max_size)
-        parsed = request_type.from_json(_parse_json(raw))
+        parsed = request_type.from_bytes(raw)
         facts.subject = parsed.summary
         try:
             if source.blocks(parsed.connection_details):
