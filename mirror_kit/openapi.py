@@ -117,6 +117,7 @@ def _request_schemas() -> dict[str, Schema]:
         for name, member in members.items():
             if name not in schema["required"] and member.get("default", 0) is not None:
                 members[name] = {"anyOf": [member, {"type": "null"}]}  # null reads as absent
+    del schemas["InSetValue"]["properties"]["value"]["uniqueItems"]  # a repeat is harmless
     query_field = _REF.format(name="QueryFieldDescriptor")
     text = json.dumps(schemas).replace(_REF.format(name="FieldDescriptor"), query_field)
     schemas = json.loads(text)

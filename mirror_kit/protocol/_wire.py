@@ -157,6 +157,8 @@ def describe(error: msgspec.ValidationError, root: str = "") -> tuple[str, str]:
     elif message.startswith("Expected `"):
         wanted, _, rest = message[len("Expected `") :].replace(" | null", "").partition("`")
         message = f"must be {_WORDS.get(wanted, wanted)}{rest}"
+    elif message == "Number out of range":  # past float64: no finite double
+        message = "must be a finite number"
     else:
         message = message[:1].lower() + message[1:]
     return path.lstrip(".") or "request body", message

@@ -60,6 +60,10 @@ class DoubleValue(Wire, frozen=True):
     value: float
     field_type = FieldType.NUMBER
 
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.value):  # msgspec reads 1e400 as inf
+            raise ValueError("`value` must be a finite number")
+
     def accepts(self, actual: FieldScalar) -> bool:
         return not isinstance(actual, bool) and actual == self.value
 
