@@ -145,8 +145,10 @@ def _condition(condition: Any) -> Any:
     return out
 
 
-def describe(error: msgspec.ValidationError, root: str = "") -> tuple[str, str]:
-    """``(path, problem)`` of a msgspec error: ``("query.limit", "must be an integer >= 0")``."""
+def describe(
+    error: msgspec.ValidationError, root: str = "", whole: str = "request body"
+) -> tuple[str, str]:
+    """``(path, problem)`` of a msgspec error: ``("query.limit", "is not an integer >= 0")``."""
     match = _AT.fullmatch(str(error))
     assert match is not None  # the pattern matches any text
     message, path = match["message"], root + (match["path"] or "")
@@ -156,12 +158,16 @@ def describe(error: msgspec.ValidationError, root: str = "") -> tuple[str, str]:
         message = field["rest"].strip() or "is missing"
     elif message.startswith("Expected `"):
         wanted, _, rest = message[len("Expected `") :].replace(" | null", "").partition("`")
-        message = f"must be {_WORDS.get(wanted, wanted)}{rest}"
+        got = rest.partition(", got `")[2].rstrip("`")
+        constraint = "" if got else rest
+        message = f"is not {_WORDS.get(wanted, wanted)}{constraint}" + (
+            f" (got {got})" if got else ""
+        )
     elif message == "Number out of range":  # past float64: no finite double
         message = "must be a finite number"
     else:
         message = message[:1].lower() + message[1:]
-    return path.lstrip(".") or "request body", message
+    return path.lstrip(".") or whole, message
 
 
 def request_error(error: msgspec.ValidationError, root: str = "") -> RemoteMirrorError:
