@@ -167,19 +167,11 @@ def _examples() -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
     """Per route: an example request and answer, rendered by the protocol classes."""
     host = (EqualityCondition("host", StringValue("a-host")),)
     start, end = _EXAMPLE_T, _EXAMPLE_T + _EXAMPLE_HOUR
-    metric = MetricsQuery(
-        start,
-        end,
-        host,
-        limit=2_147_483_647,
-        aggregation=Aggregation(AggregationMethod.MAX, 600_000),
-    )
+    every = Aggregation(AggregationMethod.MAX, 600_000)
+    metric = MetricsQuery(start, end, host, limit=2_147_483_647, aggregation=every)
     field = FieldDescriptor("metric")
-    telemetry = AggregatedMetricTelemetry(
-        np.array([41.5]),
-        np.array([start], dtype=np.int64),
-        np.array([start + 600_000], dtype=np.int64),
-    )
+    window = np.array([start], dtype=np.int64)
+    telemetry = AggregatedMetricTelemetry(np.array([41.5]), window, window + 600_000)
     return {
         TestConnectionRequest.path: (
             TestConnectionRequest({}).to_json(),
@@ -202,18 +194,11 @@ def _examples() -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
     }
 
 
-#: Per request class: the schema of its 200 answer.
-_ANSWERS = {
-    TestConnectionRequest.type_name: TestConnectionResponse.type_name,
-    FieldNamesRequest.type_name: FieldNamesResponse.type_name,
-    FieldValuesRequest.type_name: FieldValuesResponse.type_name,
-    MetricsRequest.type_name: MetricsResponse.type_name,
-}
 _SUMMARIES = {
-    TestConnectionRequest.type_name: ("testConnection", "Test Connection"),
-    FieldNamesRequest.type_name: ("fieldNames", "Field Names"),
-    FieldValuesRequest.type_name: ("fieldValues", "Field Values"),
-    MetricsRequest.type_name: ("metrics", "Get Metric Values"),
+    TestConnectionRequest: "Test Connection",
+    FieldNamesRequest: "Field Names",
+    FieldValuesRequest: "Field Values",
+    MetricsRequest: "Get Metric Values",
 }
 
 
@@ -228,8 +213,8 @@ def _answer(description: str, schema: Schema, api_key_header: str) -> Schema:
 def _operation(
     request_type: Any, api_key_header: str, auth: bool, example: tuple[Schema, Schema]
 ) -> Schema:
-    operation_id, summary = _SUMMARIES[request_type.type_name]
-    answer = _answer("The answer.", _ref(_ANSWERS[request_type.type_name]), api_key_header)
+    name = request_type.type_name.removesuffix("Request")  # its answer: <name>Response
+    answer = _answer("The answer.", _ref(f"{name}Response"), api_key_header)
     answer["content"]["application/json"]["example"] = example[1]
     statuses = dict(ERROR_STATUSES)
     if auth:
@@ -239,8 +224,8 @@ def _operation(
         responses[str(status)] = _answer(why, _ref("MirrorError"), api_key_header)
     responses["default"] = _answer("Any other failure.", _ref("MirrorError"), api_key_header)
     return {
-        "operationId": operation_id,
-        "summary": summary,
+        "operationId": name[0].lower() + name[1:],
+        "summary": _SUMMARIES[request_type],
         "requestBody": {
             "required": True,
             "content": {
