@@ -4,7 +4,7 @@
 
 The old ``mirror_kit/protocol`` is taken from the ref with ``git archive`` and imported
 beside the new one, so both run in the same process, one after the other, case by
-case (the figures are the best of ``--repeat`` rounds; compare the ratios, not the
+case (the figures are the best of ``--repeat`` alternating rounds; compare the ratios, not the
 absolute times, on a busy machine). Old parsing is what the server did before: orjson
 then ``from_json``; new parsing is ``from_bytes`` (one msgspec decode). Rendering is
 ``to_bytes`` of the same answer built by each (the same JSON; ``_type`` now comes
@@ -102,16 +102,22 @@ def answers(protocol: Any) -> dict[str, Any]:
     }
 
 
-def best(task: Any, repeat: int) -> float:
-    """Seconds per call: the best of ``repeat`` rounds of about 0.2 s each."""
-    number = max(1, int(0.2 / max(timeit.timeit(task, number=1), 1e-7)))
-    return min(timeit.repeat(task, number=number, repeat=repeat)) / number
+def compare(old: Any, new: Any, repeat: int) -> tuple[float, float]:
+    """Seconds per call of each: the best of ``repeat`` rounds of about 0.1 s, the two
+    alternating round by round so that a burst of load on the machine hits both."""
+    number = max(1, int(0.1 / max(timeit.timeit(old, number=1), 1e-7)))
+    rounds = [(timeit.timeit(old, number=number), timeit.timeit(new, number=number))]
+    rounds += [
+        (timeit.timeit(old, number=number), timeit.timeit(new, number=number))
+        for _ in range(repeat - 1)
+    ]
+    return min(r[0] for r in rounds) / number, min(r[1] for r in rounds) / number
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--old", default="main", help="git ref of the old wire types")
-    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=15)
     args = parser.parse_args()
     old = load_old(args.old)
     print(f"{'case':44} {'old':>10} {'new':>10} {'new/old':>8}")
@@ -119,14 +125,16 @@ def main() -> None:
         old_type, new_type = getattr(old, name), getattr(new, name)
         parsed = new_type.from_bytes(raw)
         assert parsed.to_json() == old_type.from_json(orjson.loads(raw)).to_json(), case
-        before = best(lambda: old_type.from_json(orjson.loads(raw)), args.repeat)  # noqa: B023
-        after = best(lambda: new_type.from_bytes(raw), args.repeat)  # noqa: B023
+        before, after = compare(
+            lambda: old_type.from_json(orjson.loads(raw)),  # noqa: B023
+            lambda: new_type.from_bytes(raw),  # noqa: B023
+            args.repeat,
+        )
         print(f"{case:44} {before * 1e6:8.1f}us {after * 1e6:8.1f}us {after / before:7.2f}x")
     olds, news = answers(old), answers(new)
     for case, answer in news.items():
         assert orjson.loads(answer.to_bytes()) == orjson.loads(olds[case].to_bytes()), case
-        before = best(olds[case].to_bytes, args.repeat)
-        after = best(answer.to_bytes, args.repeat)
+        before, after = compare(olds[case].to_bytes, answer.to_bytes, args.repeat)
         print(f"{case:44} {before * 1e6:8.1f}us {after * 1e6:8.1f}us {after / before:7.2f}x")
 
 

@@ -72,7 +72,8 @@ def structure(body: Any, wire: Any) -> list[Problem]:
     try:
         msgspec.convert(body, wire)
     except msgspec.ValidationError as error:
-        return [fail(" ".join(describe(error, whole="the answer")))]
+        path, problem = describe(error, whole="the answer")
+        return [fail(f"{path} {problem.replace('must be', 'is not', 1)}")]
     return []
 
 

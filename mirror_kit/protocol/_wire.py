@@ -148,7 +148,7 @@ def _condition(condition: Any) -> Any:
 def describe(
     error: msgspec.ValidationError, root: str = "", whole: str = "request body"
 ) -> tuple[str, str]:
-    """``(path, problem)`` of a msgspec error: ``("query.limit", "is not an integer >= 0")``."""
+    """``(path, problem)`` of a msgspec error: ``("query.limit", "must be an integer >= 0")``."""
     match = _AT.fullmatch(str(error))
     assert match is not None  # the pattern matches any text
     message, path = match["message"], root + (match["path"] or "")
@@ -158,11 +158,7 @@ def describe(
         message = field["rest"].strip() or "is missing"
     elif message.startswith("Expected `"):
         wanted, _, rest = message[len("Expected `") :].replace(" | null", "").partition("`")
-        got = rest.partition(", got `")[2].rstrip("`")
-        constraint = "" if got else rest
-        message = f"is not {_WORDS.get(wanted, wanted)}{constraint}" + (
-            f" (got {got})" if got else ""
-        )
+        message = f"must be {_WORDS.get(wanted, wanted)}{rest.partition(', got')[0]}"
     elif message == "Number out of range":  # past float64: no finite double
         message = "must be a finite number"
     else:
