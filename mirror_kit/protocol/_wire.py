@@ -87,10 +87,30 @@ class Wire(msgspec.Struct, frozen=True, rename="camel", tag_field="_type", tag=T
         return cls.from_json(loads(raw))
 
     def to_json(self) -> dict[str, Any]:
-        return json.loads(self.to_bytes())
+        return guide_order(msgspec.to_builtins(self, order="deterministic"))
 
     def to_bytes(self) -> bytes:
-        return encode(self)
+        return encode(self.to_json())
+
+
+#: StackState's guide writes ``_type`` first in requests, queries and field descriptors
+#: and last in the other objects (MIRROR_API.md); the kit renders them so too (JSON does
+#: not order members; the tutorial shows the guide's form).
+_TYPE_FIRST = ("Request", "Query", "FieldDescriptor")
+
+
+def guide_order(value: Any) -> Any:
+    """Rendered JSON values (tuples as lists) with ``_type`` where the guide has it."""
+    if isinstance(value, (list, tuple)):
+        nested = value and isinstance(value[0], (dict, list, tuple))
+        return [guide_order(v) for v in value] if nested else list(value)
+    if not isinstance(value, dict):
+        return value
+    out = {k: v if k == "connectionDetails" else guide_order(v) for k, v in value.items()}
+    kind = out.get("_type")
+    if isinstance(kind, str) and not kind.endswith(_TYPE_FIRST):
+        out["_type"] = out.pop("_type")
+    return out
 
 
 def _camel(name: str) -> str:

@@ -15,15 +15,15 @@ CHUNK = 8192
 
 
 def encode(body: Any) -> bytes:
-    """``body`` (JSON values, wire types) as compact JSON bytes, sets and keys sorted.
+    """``body`` (JSON values, may hold a ``msgspec.Raw``) as compact JSON bytes.
 
     Text echoed from a request may hold lone surrogates (``"\\ud800"`` is valid
     JSON); msgspec refuses them, the standard library escapes them again.
     """
     try:
-        return msgspec.json.encode(body, order="deterministic")
+        return msgspec.json.encode(body)
     except UnicodeEncodeError:
-        return json.dumps(msgspec.to_builtins(body, order="deterministic")).encode()
+        return json.dumps(body).encode()
 
 
 def points_json(*columns: np.ndarray) -> bytes:

@@ -55,8 +55,8 @@ class TestConnectionResponse:
 
     def to_json(self) -> JsonObject:
         if self.error is None:
-            return {"_type": self.type_name, "status": "OK"}
-        return {"_type": self.type_name, "status": "FAILURE", "error": self.error.to_json()}
+            return {"status": "OK", "_type": self.type_name}
+        return {"status": "FAILURE", "error": self.error.to_json(), "_type": self.type_name}
 
     def to_bytes(self) -> bytes:
         return encode(self.to_json())
@@ -98,7 +98,7 @@ class FieldValuesResponse(Wire, frozen=True):
 
     def to_json(self) -> JsonObject:
         values = [v.to_json() for v in self.values]  # a CompleteValue always as text
-        return {"_type": self.type_name, "values": values, "isPartial": self.is_partial}
+        return {"values": values, "isPartial": self.is_partial, "_type": self.type_name}
 
     def to_bytes(self) -> bytes:
         return encode(self.to_json())
@@ -123,6 +123,7 @@ class _Telemetry:
     """The telemetry body around its points, as Python lists or as its wire type."""
 
     wire: ClassVar[Any]
+    type_name: ClassVar[str]
     data_format: ClassVar[tuple[str, ...]]
     is_partial: bool
 
@@ -132,13 +133,12 @@ class _Telemetry:
 
     def to_json(self) -> JsonObject:
         rows = zip(*(column.tolist() for column in self.columns()), strict=True)
-        return msgspec.to_builtins(self.to_wire(list(map(list, rows))))
+        return self.body(list(map(list, rows)))
 
-    def to_wire(self, points: Any = None) -> Any:
-        """The wire body; its points rendered from the columns unless given."""
-        if points is None:
-            points = msgspec.Raw(points_json(*self.columns()))
-        return self.wire(points, list(self.data_format), self.is_partial)
+    def body(self, points: Any) -> JsonObject:
+        """The body around ``points`` (lists, or a ``msgspec.Raw`` of their JSON)."""
+        fmt, partial = list(self.data_format), self.is_partial
+        return {"points": points, "dataFormat": fmt, "isPartial": partial, "_type": self.type_name}
 
     @classmethod
     def from_wire(cls, wire: Any) -> Any:
@@ -202,10 +202,11 @@ class MetricsResponse:
     type_name: ClassVar[str] = "MetricsResponse"
 
     def to_json(self) -> JsonObject:
-        return {"_type": self.type_name, "telemetry": self.telemetry.to_json()}
+        return {"telemetry": self.telemetry.to_json(), "_type": self.type_name}
 
     def to_bytes(self) -> bytes:
-        return msgspec.json.encode(self.wire(self.telemetry.to_wire()))
+        points = msgspec.Raw(points_json(*self.telemetry.columns()))
+        return encode({"telemetry": self.telemetry.body(points), "_type": self.type_name})
 
     @classmethod
     def from_json(cls, body: Any) -> MetricsResponse:

@@ -169,7 +169,7 @@ class CompleteValue(Wire, frozen=True):
     value: str
 
     def to_json(self) -> dict[str, Any]:
-        return {"_type": self.type_name, "value": as_text(self.value)}
+        return {"value": as_text(self.value), "_type": self.type_name}
 
 
 class FieldValuePattern(Wire, frozen=True):
