@@ -71,9 +71,14 @@ class Wire(msgspec.Struct, frozen=True, rename="camel", tag_field="_type", tag=T
     def from_json(cls: type[T], body: Any) -> T:
         """Parse a body already read as JSON (dicts and lists), leniently (module doc)."""
         try:
-            return msgspec.convert(lenient(body), cls)
+            try:
+                return msgspec.convert(lenient(body), cls)
+            except UnicodeEncodeError:  # msgspec words an error about a lone surrogate
+                return msgspec.convert(lenient(_escaped(body)), cls)
         except msgspec.ValidationError as error:
             raise request_error(error, cls.json_path) from None
+        except RecursionError:
+            raise invalid("body", "is nested too deeply") from None
 
     @classmethod
     def from_bytes(cls: type[T], raw: bytes) -> T:
@@ -139,12 +144,14 @@ def loads(raw: bytes) -> Any:
 def lenient(body: Any) -> Any:
     """A request body as the wire types take it (module doc); the caller's is not changed.
 
-    Null members are dropped, and a condition value without ``_type`` gets the one its
-    JSON value implies (a string, a number, true/false, a list of strings).
+    Null and unknown non-ASCII members are dropped, and a condition value without
+    ``_type`` gets the one its JSON value implies (a string, a number, true/false, a
+    list of strings).
     """
     if not isinstance(body, dict):
         return body
-    out = {k: v for k, v in body.items() if v is not None}
+    # every member the protocol names is ASCII: another key is unknown, and ignored
+    out = {k: v for k, v in body.items() if v is not None and str(k).isascii()}
     for key in ("query", "field", "aggregation", "telemetry", "error"):
         if isinstance(out.get(key), dict):
             out[key] = lenient(out[key])
@@ -152,6 +159,17 @@ def lenient(body: Any) -> Any:
     if isinstance(conditions, list):
         out["conditions"] = [_condition(c) for c in conditions]
     return out
+
+
+def _escaped(value: Any) -> Any:
+    """``value`` with lone surrogates in its text escaped (only to word the error)."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode()
+    if isinstance(value, list):
+        return [_escaped(v) for v in value]
+    if isinstance(value, dict):
+        return {_escaped(k): _escaped(v) for k, v in value.items()}
+    return value
 
 
 def _condition(condition: Any) -> Any:
