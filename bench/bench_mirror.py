@@ -78,7 +78,7 @@ class Workload:
 
 def metrics_body(start: int, end: int, aggregation: Aggregation | None = None) -> dict[str, Any]:
     query = MetricsQuery(start, end, CONDITIONS, limit=STACKSTATE_LIMIT, aggregation=aggregation)
-    return MetricsRequest(query).to_json()
+    return MetricsRequest(query, {}).to_json()
 
 
 def thirty_day_body() -> dict[str, Any]:
@@ -96,7 +96,7 @@ WORKLOADS = (
     Workload(
         "test connection",
         TestConnectionRequest.path,
-        TestConnectionRequest().to_json(),
+        TestConnectionRequest({}).to_json(),
         ("mirror", "ceiling", "baseline"),
     ),
     Workload(

@@ -55,7 +55,7 @@ def _metric(index: int, method: AggregationMethod | None) -> MetricsRequest:
         query = MetricsQuery(
             T0 - DAY, T0, _where(index), limit=STACKSTATE_LIMIT, aggregation=aggregation
         )
-    return MetricsRequest(query)
+    return MetricsRequest(query, {})
 
 
 def rotation() -> list[tuple[str, dict[str, Any]]]:
@@ -66,9 +66,9 @@ def rotation() -> list[tuple[str, dict[str, Any]]]:
         host = (EqualityCondition("host", StringValue(HOSTS[index % len(HOSTS)])),)
         field = FieldDescriptor("metric")
         requests: list[Any] = [
-            TestConnectionRequest(),
-            FieldNamesRequest(FieldNamesQuery(T0 - HOUR, T0, host, STACKSTATE_LIMIT)),
-            FieldValuesRequest(FieldValuesQuery(field, T0 - HOUR, T0, host, "cpu", 100)),
+            TestConnectionRequest({}),
+            FieldNamesRequest(FieldNamesQuery(T0 - HOUR, T0, host, STACKSTATE_LIMIT), {}),
+            FieldValuesRequest(FieldValuesQuery(field, T0 - HOUR, T0, host, "cpu", 100), {}),
             _metric(index, method),
         ]
         out += [(r.path, r.to_json()) for r in requests]

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
 import httpx
 import numpy as np
+from msgspec import structs
 
 from .protocol import (
     AggregatedMetricTelemetry,
@@ -284,7 +285,7 @@ def continuation(request: MetricsRequest, series: MetricSeries) -> MetricsReques
     start = _next_start(series)
     if start <= request.query.start_time and len(series) <= 1:
         return None
-    return replace(request, query=replace(request.query, start_time=start))
+    return structs.replace(request, query=structs.replace(request.query, start_time=start))
 
 
 class _ClientBase:

@@ -1,19 +1,19 @@
-"""The OpenAPI 3.1 description of the Mirror API, built from the protocol module.
+"""The OpenAPI 3.1 description of the Mirror API, derived from the wire types.
 
 The document is a plain dict, served by the mirror at ``GET /openapi.json``. Its
-names and vocabularies come from the protocol classes (``type_name``, the enums,
-``data_format``, ``ROUTES``, the integer bound of the readers), and its examples
-are the ``to_json`` of protocol objects, so the description cannot silently drift
-from what the server parses and answers; ``tests/test_openapi.py`` checks the rest
-(every to_json validates, real answers validate).
+schemas are msgspec's JSON Schema of the protocol's wire types (``protocol._wire``),
+so the description cannot drift from what the server parses and answers; its
+examples are the ``to_json`` of protocol objects; ``tests/test_openapi.py`` checks
+the rest (every to_json validates, real answers validate).
 
-Two flavours of schema, on purpose:
+Two flavours of schema, on purpose, made from the one declaration:
 
 * **requests** are described as leniently as the server reads them: ``_type`` is
   optional (StackState versions differ), unknown members are allowed, and an
   optional member may be ``null`` (read as absent);
-* **responses** are strict: ``_type`` is required and nothing else may appear, so
-  that a tool checking answers against this document catches any deviation.
+* **responses** are strict: every member is required, ``_type`` included, and
+  nothing else may appear, so that a tool checking answers against this document
+  catches any deviation.
 
 Unions of response objects carry an OpenAPI ``discriminator`` on ``_type``. Request
 unions (condition values) cannot: ``_type`` is optional there, and when it is
@@ -23,9 +23,11 @@ the schemas' ``oneOf`` branches do.
 
 from __future__ import annotations
 
+import json
 from importlib import metadata
 from typing import Any
 
+import msgspec
 import numpy as np
 
 from .protocol import (
@@ -33,47 +35,37 @@ from .protocol import (
     AggregatedMetricTelemetry,
     Aggregation,
     AggregationMethod,
-    BooleanValue,
     CompleteValue,
-    DoubleValue,
+    ConditionValue,
     EqualityCondition,
     FieldDescriptor,
     FieldNamesQuery,
     FieldNamesRequest,
     FieldNamesResponse,
     FieldType,
+    FieldValueOption,
     FieldValuePattern,
     FieldValuesQuery,
     FieldValuesRequest,
     FieldValuesResponse,
-    InSetValue,
-    MetricNotFoundError,
     MetricsQuery,
     MetricsRequest,
     MetricsResponse,
-    MetricStoreConnectionError,
     RawMetricTelemetry,
-    RemoteMirrorError,
     StringValue,
     TestConnectionRequest,
     TestConnectionResponse,
-    UnsupportedFieldTypeError,
 )
-from .protocol._read import MAX_ABS_MILLIS
+from .protocol._wire import MAX_ABS_MILLIS, Millis
+from .protocol.errors import ERROR_BODY, ERRORS
 
 OPENAPI_VERSION = "3.1.0"
 Schema = dict[str, Any]
+_REF = "#/components/schemas/{name}"
 
 #: 2019-04-16T10:35:01Z, the instant of the guide's examples.
 _EXAMPLE_T = 1_555_408_501_000
 _EXAMPLE_HOUR = 3_600_000
-
-_ERROR_CLASSES = (
-    MetricStoreConnectionError,
-    MetricNotFoundError,
-    UnsupportedFieldTypeError,
-    RemoteMirrorError,
-)
 
 #: The statuses a Mirror API method answers besides 200, and why (see protocol/errors.py).
 ERROR_STATUSES: dict[int, str] = {
@@ -89,344 +81,97 @@ ERROR_STATUSES: dict[int, str] = {
 AUTH_STATUS = 403
 
 
+_millis = {"type": "integer", "minimum": -MAX_ABS_MILLIS, "maximum": MAX_ABS_MILLIS}
+
+
 def _ref(name: str) -> Schema:
-    return {"$ref": f"#/components/schemas/{name}"}
+    return {"$ref": _REF.format(name=name)}
 
 
-def _nullable(schema: Schema) -> Schema:
-    """An optional request member: the server reads ``null`` as absent."""
-    return {"anyOf": [schema, {"type": "null"}]}
-
-
-def _request_object(
-    type_name: str, properties: dict[str, Schema], required: list[str], description: str
-) -> Schema:
-    """A request object: ``_type`` optional (or null), unknown members tolerated."""
-    return {
-        "type": "object",
-        "description": description,
-        "properties": {"_type": {"enum": [type_name, None]}, **properties},
-        "required": required,
-    }
-
-
-def _response_object(type_name: str, properties: dict[str, Schema], description: str) -> Schema:
-    """A response object: every member required, ``_type`` included, nothing else."""
-    return {
-        "type": "object",
-        "description": description,
-        "properties": {"_type": {"const": type_name}, **properties},
-        "required": ["_type", *properties],
-        "additionalProperties": False,
-    }
-
-
-def _union(names: list[str], description: str) -> Schema:
-    return {
-        "description": description,
-        "oneOf": [_ref(n) for n in names],
-        "discriminator": {
-            "propertyName": "_type",
-            "mapping": {n: f"#/components/schemas/{n}" for n in names},
-        },
-    }
-
-
-def _millis(description: str) -> Schema:
-    return {
-        "type": "integer",
-        "minimum": -MAX_ABS_MILLIS,
-        "maximum": MAX_ABS_MILLIS,
-        "description": description,
-    }
-
-
-def _count(description: str, minimum: int = 0) -> Schema:
-    return {
-        "type": "integer",
-        "minimum": minimum,
-        "maximum": MAX_ABS_MILLIS,
-        "description": description,
-    }
-
-
-def _condition_value_schemas() -> dict[str, Schema]:
-    values: dict[str, tuple[type, Schema]] = {
-        "a string": (StringValue, {"type": "string"}),
-        "a number": (DoubleValue, {"type": "number"}),
-        "true or false": (BooleanValue, {"type": "boolean"}),
-        "any of a list of strings (sent by real StackState versions)": (
-            InSetValue,
-            {"type": "array", "items": {"type": "string"}},
-        ),
-    }
-    schemas = {
-        cls.type_name: _request_object(
-            cls.type_name, {"value": value}, ["value"], f"Condition value: {what}."
-        )
-        for what, (cls, value) in values.items()
-    }
-    schemas["ConditionValue"] = {
-        "description": "A typed condition value. Without `_type`, the JSON type of `value` "
-        "decides (string, number, boolean, list of strings).",
-        "oneOf": [_ref(cls.type_name) for cls, _ in values.values()],
-    }
-    return schemas
-
-
-def _query_common() -> dict[str, Schema]:
-    return {
-        "conditions": _nullable(
-            {
-                "type": "array",
-                "items": _ref(EqualityCondition.type_name),
-                "description": "Equality conditions, all of which must hold (logical AND).",
-            }
-        ),
-        "startTime": _millis("Start of the time range, epoch milliseconds."),
-        "endTime": _millis("End of the time range, epoch milliseconds."),
-        "limit": _nullable(
-            _count("The most results to return; StackState often sends 2147483647.")
-        ),
-        "latestFirst": _nullable({"type": "boolean", "description": "Newest results first."}),
-    }
+def _schemas(types: list[Any], unions: dict[str, tuple[Any, str]]) -> dict[str, Schema]:
+    """msgspec's components of ``types``; each of ``unions`` a named, described ``oneOf``."""
+    kinds = [union for union, _ in unions.values()]
+    inline, schemas = msgspec.json.schema_components([*types, *kinds], ref_template=_REF)
+    for enum in (FieldType, AggregationMethod):  # in the protocol's order, not sorted
+        if enum.__name__ in schemas:
+            schemas[enum.__name__]["enum"] = [member.value for member in enum]
+    text = json.dumps(schemas)  # epoch ms: an integral float reads as an integer too
+    text = text.replace(json.dumps(msgspec.json.schema(Millis)), json.dumps(_millis))
+    for (name, (_, description)), schema in zip(unions.items(), inline[len(types) :], strict=True):
+        text = text.replace(json.dumps(schema), json.dumps(_ref(name)))  # refer, not inline
+        schemas[name] = {"description": description, "oneOf": schema["anyOf"]}
+        schemas[name]["discriminator"] = schema["discriminator"]
+    return {**json.loads(text), **{name: schemas[name] for name in unions}}
 
 
 def _request_schemas() -> dict[str, Schema]:
-    common = _query_common()
-    time_range = ["startTime", "endTime"]
-    details: Schema = {
-        "type": "object",
-        "description": "The JSON of the Mirror source form ('Connection details JSON'); "
-        "its meaning is the mirror's own.",
-    }
-    schemas: dict[str, Schema] = {
-        **_condition_value_schemas(),
-        EqualityCondition.type_name: _request_object(
-            EqualityCondition.type_name,
-            {"key": {"type": "string"}, "value": _ref("ConditionValue")},
-            ["key", "value"],
-            "Holds when the field `key` equals `value`.",
-        ),
-        "QueryFieldDescriptor": _request_object(
-            FieldDescriptor.type_name,
-            {
-                "fieldName": {"type": "string"},
-                "fieldType": _ref("FieldType"),
-                "classified": _nullable({"type": "boolean"}),
-            },
-            ["fieldName"],
-            "The field whose values are asked (a FieldDescriptor; fieldType defaults to STRING).",
-        ),
-        Aggregation.type_name: _request_object(
-            Aggregation.type_name,
-            {
-                "method": _ref("AggregationMethod"),
-                "bucketSizeMillis": _count("Width of the tumbling windows, ms.", minimum=1),
-            },
-            ["method", "bucketSizeMillis"],
-            "Aggregate the points in fixed windows of bucketSizeMillis.",
-        ),
-        FieldNamesQuery.type_name: _request_object(
-            FieldNamesQuery.type_name, common, time_range, "Which field names to offer."
-        ),
-        FieldValuesQuery.type_name: _request_object(
-            FieldValuesQuery.type_name,
-            {
-                **common,
-                "field": _ref("QueryFieldDescriptor"),
-                "fieldValuePrefix": _nullable(
-                    {"type": "string", "description": "What the user typed so far."}
-                ),
-                "offset": _nullable(_count("Values to skip (paging).")),
-            },
-            ["field", *time_range],
-            "Which values of a field to offer.",
-        ),
-        MetricsQuery.type_name: _request_object(
-            MetricsQuery.type_name,
-            {
-                **common,
-                "metricField": _nullable(
-                    {"type": "string", "description": "Which field holds the metric value."}
-                ),
-                "aggregation": _nullable(_ref(Aggregation.type_name)),
-            },
-            time_range,
-            "A metric stream: raw points, or aggregated when `aggregation` is given.",
-        ),
-        TestConnectionRequest.type_name: _request_object(
-            TestConnectionRequest.type_name,
-            {"connectionDetails": details},
-            ["connectionDetails"],
-            "Can the mirror reach its store?",
-        ),
-    }
-    for cls in (FieldNamesRequest, FieldValuesRequest, MetricsRequest):
-        schemas[cls.type_name] = _request_object(
-            cls.type_name,
-            {"connectionDetails": details, "query": _ref(cls.query_type.type_name)},
-            ["connectionDetails", "query"],
-            f"The body of POST {cls.path}.",
-        )
+    """Lenient (module doc); the query's field is a QueryFieldDescriptor (fieldType optional)."""
+    condition = "A typed condition value. Without `_type`, the JSON type of `value` decides."
+    schemas = _schemas(list(ROUTES.values()), {"ConditionValue": (ConditionValue, condition)})
+    del schemas["ConditionValue"]["discriminator"]
+    for schema in schemas.values():
+        if "properties" not in schema:
+            continue
+        schema["required"] = [m for m in schema["required"] if m != "_type"]
+        members = schema["properties"]
+        for name, member in members.items():
+            if name not in schema["required"] and member.get("default", 0) is not None:
+                members[name] = {"anyOf": [member, {"type": "null"}]}  # null reads as absent
+    del schemas["InSetValue"]["properties"]["value"]["uniqueItems"]  # a repeat is harmless
+    query_field = _REF.format(name="QueryFieldDescriptor")
+    text = json.dumps(schemas).replace(_REF.format(name="FieldDescriptor"), query_field)
+    schemas = json.loads(text)
+    schemas["QueryFieldDescriptor"] = schemas.pop("FieldDescriptor")
     return schemas
-
-
-def _points(columns: tuple[str, ...]) -> Schema:
-    items = [{"type": "number"} if name == "value" else {"type": "integer"} for name in columns]
-    return {
-        "type": "array",
-        "description": "Points in time order (newest first with latestFirst); "
-        f"each is [{', '.join(columns)}].",
-        "items": {
-            "type": "array",
-            "prefixItems": items,
-            "items": False,
-            "minItems": len(columns),
-        },
-    }
-
-
-def _telemetry(cls: Any, description: str) -> Schema:
-    return _response_object(
-        cls.type_name,
-        {
-            "points": _points(cls.data_format),
-            "dataFormat": {"const": list(cls.data_format)},
-            "isPartial": {"type": "boolean", "description": "The answer was cut (limit, cap)."},
-        },
-        description,
-    )
-
-
-def _error_schemas() -> dict[str, Schema]:
-    text = {"type": "string"}
-    members: dict[type, dict[str, Schema]] = {
-        MetricStoreConnectionError: {"details": text},
-        MetricNotFoundError: {"metric": text, "details": text},
-        UnsupportedFieldTypeError: {"mirrorType": text},
-        RemoteMirrorError: {"summary": text, "details": text},
-    }
-    schemas = {
-        cls.type_name: {
-            **_response_object(cls.type_name, members[cls], (cls.__doc__ or "").strip()),
-            "examples": [_error_example(cls)],
-        }
-        for cls in _ERROR_CLASSES
-    }
-    schemas["MirrorError"] = _union(
-        [cls.type_name for cls in _ERROR_CLASSES], "The body of a failed request."
-    )
-    return schemas
-
-
-def _error_example(cls: type) -> dict[str, Any]:
-    if cls is MetricNotFoundError:
-        return MetricNotFoundError("service_request_seconds").to_json()
-    if cls is UnsupportedFieldTypeError:
-        return UnsupportedFieldTypeError(FieldType.BOOLEAN.value).to_json()
-    if cls is RemoteMirrorError:
-        return RemoteMirrorError("Invalid request: query.startTime is missing").to_json()
-    return MetricStoreConnectionError().to_json()
 
 
 def _response_schemas() -> dict[str, Schema]:
-    boolean = {"type": "boolean"}
-    return {
-        FieldDescriptor.type_name: _response_object(
-            FieldDescriptor.type_name,
-            {
-                "fieldName": {"type": "string"},
-                "fieldType": _ref("FieldType"),
-                "classified": boolean,
-            },
-            "A field: its name, type, and whether its values need care when shown.",
-        ),
-        CompleteValue.type_name: _response_object(
-            CompleteValue.type_name,
-            {"value": {"type": "string"}},
-            (CompleteValue.__doc__ or "").strip(),
-        ),
-        FieldValuePattern.type_name: _response_object(
-            FieldValuePattern.type_name,
-            {"value": {"type": "string"}},
-            (FieldValuePattern.__doc__ or "").strip(),
-        ),
-        "FieldValueOption": _union(
-            [CompleteValue.type_name, FieldValuePattern.type_name], "A value to offer."
-        ),
-        TestConnectionResponse.type_name: _test_connection_response(),
-        FieldNamesResponse.type_name: _response_object(
-            FieldNamesResponse.type_name,
-            {
-                "fields": {"type": "array", "items": _ref(FieldDescriptor.type_name)},
-                "isPartial": boolean,
-            },
-            "The field names to offer next.",
-        ),
-        FieldValuesResponse.type_name: _response_object(
-            FieldValuesResponse.type_name,
-            {"values": {"type": "array", "items": _ref("FieldValueOption")}, "isPartial": boolean},
-            "The values to offer; isPartial when more exist than were returned.",
-        ),
-        RawMetricTelemetry.type_name: _telemetry(RawMetricTelemetry, "Raw points."),
-        AggregatedMetricTelemetry.type_name: _telemetry(
-            AggregatedMetricTelemetry, "One point per non-empty bucket."
-        ),
-        "MetricTelemetry": _union(
-            [RawMetricTelemetry.type_name, AggregatedMetricTelemetry.type_name],
-            "Raw for a query without aggregation, aggregated otherwise.",
-        ),
-        MetricsResponse.type_name: _response_object(
-            MetricsResponse.type_name, {"telemetry": _ref("MetricTelemetry")}, "A metric stream."
-        ),
-        **_error_schemas(),
+    """Strict (module doc): every member required, nothing else allowed."""
+    telemetry = RawMetricTelemetry.wire | AggregatedMetricTelemetry.wire
+    unions = {
+        "MirrorError": (ERROR_BODY, "The body of a failed request."),
+        "MetricTelemetry": (telemetry, "Raw for a query without aggregation, else aggregated."),
+        "FieldValueOption": (FieldValueOption, "A value to offer."),
     }
+    wires = [TestConnectionResponse.wire, FieldNamesResponse, FieldValuesResponse]
+    schemas = _schemas([*wires, MetricsResponse.wire], unions)
+    for name, schema in schemas.items():
+        if "properties" in schema:
+            schema["properties"]["_type"] = {"const": name}
+            schema["required"] = list(schema["properties"])
+            schema["additionalProperties"] = False
+    for cls in (RawMetricTelemetry, AggregatedMetricTelemetry):
+        point = schemas[cls.type_name]["properties"]["points"]["items"]
+        point["prefixItems"] = [{"type": "integer"} for _ in cls.data_format]
+        point["prefixItems"][cls.data_format.index("value")] = {"type": "number"}
+    for name, arguments in _ERROR_EXAMPLES.items():
+        schemas[name]["examples"] = [ERRORS[name](*arguments).to_json()]
+    test = schemas[TestConnectionResponse.type_name]
+    test["properties"]["error"] = _ref("MirrorError")
+    test["required"] = ["_type", "status"]
+    test["if"] = {"properties": {"status": {"const": "FAILURE"}}}
+    test["then"] = {"required": ["error"]}
+    test["else"] = {"not": {"required": ["error"]}}
+    return schemas
 
 
-def _test_connection_response() -> Schema:
-    schema = _response_object(
-        TestConnectionResponse.type_name,
-        {"status": {"enum": ["OK", "FAILURE"]}, "error": _ref("MirrorError")},
-        "OK, or FAILURE with the error (usually MetricStoreConnectionError).",
-    )
-    schema["required"] = ["_type", "status"]
-    schema["if"] = {"properties": {"status": {"const": "FAILURE"}}}
-    schema["then"] = {"required": ["error"]}
-    schema["else"] = {"not": {"required": ["error"]}}
-    return schema
-
-
-def _enum_schemas() -> dict[str, Schema]:
-    return {
-        "FieldType": {
-            "enum": [t.value for t in FieldType],
-            "description": "DOUBLE appears in one example of the guide; it means NUMBER.",
-        },
-        "AggregationMethod": {
-            "enum": [m.value for m in AggregationMethod],
-            "description": "EVENT_COUNT is the number of points in the bucket.",
-        },
-    }
+_ERROR_EXAMPLES: dict[str, tuple[str, ...]] = {
+    "MetricStoreConnectionError": (),
+    "MetricNotFoundError": ("service_request_seconds",),
+    "UnsupportedFieldTypeError": (FieldType.BOOLEAN.value,),
+    "RemoteMirrorError": ("Invalid request: query.startTime is missing",),
+}
 
 
 def _examples() -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
     """Per route: an example request and answer, rendered by the protocol classes."""
     host = (EqualityCondition("host", StringValue("a-host")),)
     start, end = _EXAMPLE_T, _EXAMPLE_T + _EXAMPLE_HOUR
-    metric = MetricsQuery(
-        start,
-        end,
-        host,
-        limit=2_147_483_647,
-        aggregation=Aggregation(AggregationMethod.MAX, 600_000),
-    )
+    every = Aggregation(AggregationMethod.MAX, 600_000)
+    metric = MetricsQuery(start, end, host, limit=2_147_483_647, aggregation=every)
     field = FieldDescriptor("metric")
-    telemetry = AggregatedMetricTelemetry(
-        np.array([41.5]),
-        np.array([start], dtype=np.int64),
-        np.array([start + 600_000], dtype=np.int64),
-    )
+    window = np.array([start], dtype=np.int64)
+    telemetry = AggregatedMetricTelemetry(np.array([41.5]), window, window + 600_000)
     return {
         TestConnectionRequest.path: (
             TestConnectionRequest({}).to_json(),
@@ -449,18 +194,11 @@ def _examples() -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
     }
 
 
-#: Per request class: the schema of its 200 answer.
-_ANSWERS = {
-    TestConnectionRequest.type_name: TestConnectionResponse.type_name,
-    FieldNamesRequest.type_name: FieldNamesResponse.type_name,
-    FieldValuesRequest.type_name: FieldValuesResponse.type_name,
-    MetricsRequest.type_name: MetricsResponse.type_name,
-}
 _SUMMARIES = {
-    TestConnectionRequest.type_name: ("testConnection", "Test Connection"),
-    FieldNamesRequest.type_name: ("fieldNames", "Field Names"),
-    FieldValuesRequest.type_name: ("fieldValues", "Field Values"),
-    MetricsRequest.type_name: ("metrics", "Get Metric Values"),
+    TestConnectionRequest: "Test Connection",
+    FieldNamesRequest: "Field Names",
+    FieldValuesRequest: "Field Values",
+    MetricsRequest: "Get Metric Values",
 }
 
 
@@ -475,8 +213,8 @@ def _answer(description: str, schema: Schema, api_key_header: str) -> Schema:
 def _operation(
     request_type: Any, api_key_header: str, auth: bool, example: tuple[Schema, Schema]
 ) -> Schema:
-    operation_id, summary = _SUMMARIES[request_type.type_name]
-    answer = _answer("The answer.", _ref(_ANSWERS[request_type.type_name]), api_key_header)
+    name = request_type.type_name.removesuffix("Request")  # its answer: <name>Response
+    answer = _answer("The answer.", _ref(f"{name}Response"), api_key_header)
     answer["content"]["application/json"]["example"] = example[1]
     statuses = dict(ERROR_STATUSES)
     if auth:
@@ -486,8 +224,8 @@ def _operation(
         responses[str(status)] = _answer(why, _ref("MirrorError"), api_key_header)
     responses["default"] = _answer("Any other failure.", _ref("MirrorError"), api_key_header)
     return {
-        "operationId": operation_id,
-        "summary": summary,
+        "operationId": name[0].lower() + name[1:],
+        "summary": _SUMMARIES[request_type],
         "requestBody": {
             "required": True,
             "content": {
@@ -563,7 +301,7 @@ def build_document(
         },
         "paths": paths,
         "components": {
-            "schemas": {**_enum_schemas(), **_request_schemas(), **_response_schemas()},
+            "schemas": {**_request_schemas(), **_response_schemas()},
             "headers": {
                 "MirrorApiKey": {
                     "description": "The API key configured for the mirror; StackState "

@@ -299,7 +299,7 @@ def metric_body() -> bytes:
             EqualityCondition("metric", StringValue("cpu.user")),
         ),
     )
-    return json.dumps(MetricsRequest(query).to_json()).encode()
+    return json.dumps(MetricsRequest(query, {}).to_json()).encode()
 
 
 def answer_on_host(body: bytes, api_key: str) -> bytes:

@@ -1,9 +1,12 @@
 """Strict validators and lenient readers for answer bodies (parsed JSON). Pure, no I/O.
 
 Each protocol property is *validated* by exactly one check, strictly, on the raw
-JSON (so that ``_type``, ``NaN`` or a missing ``isPartial`` are visible, which the
-kit's typed readers forgive). Every other check *reads* answers leniently with the
-readers below, so that one defect makes one check fail, not ten.
+JSON. The structure (members, their types, enums, point widths) is the protocol's
+own declaration: the body is read into the answer's wire type (``structure``), so
+the checker and the mirror cannot disagree on it. What a wire type forgives -- an
+absent ``_type`` or ``isPartial`` -- and the semantics (order, windows, ranges,
+values) are checked by hand here. Every other check *reads* answers leniently with
+the readers below, so that one defect makes one check fail, not ten.
 """
 
 from __future__ import annotations
@@ -13,24 +16,29 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import numpy as np
 
-from ..protocol import FieldDescriptor, FieldType, MetricsQuery
+from ..protocol import (
+    AggregatedMetricTelemetry,
+    CompleteValue,
+    FieldDescriptor,
+    FieldNamesResponse,
+    FieldType,
+    FieldValuePattern,
+    FieldValuesResponse,
+    MetricsQuery,
+    MetricsResponse,
+    RawMetricTelemetry,
+    RemoteMirrorError,
+    TestConnectionResponse,
+)
+from ..protocol._wire import describe
+from ..protocol.errors import ERRORS
 from ..protocol.values import typed_scalar
 from .report import Level
 
-ERROR_TYPES = frozenset(
-    {
-        "MetricStoreConnectionError",
-        "MetricNotFoundError",
-        "UnsupportedFieldTypeError",
-        "RemoteMirrorError",
-    }
-)
-FIELD_TYPES = frozenset({"STRING", "NUMBER", "BOOLEAN"})
-RAW_FORMAT = ("value", "timestamp")
-AGGREGATED_FORMAT = ("value", "startTimestamp", "endTimestamp")
-COMPLETE, PATTERN = "CompleteValue", "FieldValuePattern"
+COMPLETE, PATTERN = CompleteValue.type_name, FieldValuePattern.type_name
 #: A raw timestamp this close outside the range is rounding (a mirror working in
 #: seconds), a note; further out it is data StackState did not ask for.
 ROUNDING_MS = 1000
@@ -57,8 +65,16 @@ def warn(message: str) -> Problem:
     return Problem(Level.QUALITY, message)
 
 
-def is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+def structure(body: Any, wire: Any) -> list[Problem]:
+    """The body read as its wire type: a FAIL naming the first member that is wrong."""
+    if not isinstance(body, dict):
+        return [fail("the answer is not a JSON object")]
+    try:
+        msgspec.convert(body, wire)
+    except msgspec.ValidationError as error:
+        path, problem = describe(error, whole="the answer")
+        return [fail(f"{path} {problem.replace('must be', 'is not', 1)}")]
+    return []
 
 
 def typed(body: dict[str, Any], expected: str, where: str) -> list[Problem]:
@@ -71,64 +87,39 @@ def typed(body: dict[str, Any], expected: str, where: str) -> list[Problem]:
     return [fail(f"{where} has _type {got!r}, expected {expected!r}")]
 
 
-def _partial_flag(body: dict[str, Any], where: str, required: bool) -> list[Problem]:
-    value = body.get("isPartial")
-    if isinstance(value, bool):
-        return []
-    if value is None and not required:
-        return [warn(f"{where} has no isPartial")]
-    return [fail(f"{where}.isPartial is {value!r}, expected true or false")]
+def _flags(body: dict[str, Any], expected: str) -> list[Problem]:
+    """``_type`` and (a note when absent) ``isPartial`` of a field answer."""
+    problems = typed(body, expected, "the response")
+    return problems + ([] if "isPartial" in body else [warn("the response has no isPartial")])
 
 
 def test_connection(body: Any) -> list[Problem]:
-    if not isinstance(body, dict):
-        return [fail("the answer is not a JSON object")]
-    problems = typed(body, "TestConnectionResponse", "the response")
-    status = body.get("status")
-    if status == "FAILURE":
-        error = body.get("error")
-        if not isinstance(error, dict) or error.get("_type") not in ERROR_TYPES:
-            problems.append(fail(f"status FAILURE with a malformed error {error!r:.120}"))
-        else:
-            problems.append(fail(f"the mirror reports FAILURE: {error!r:.200}"))
-    elif status != "OK":
-        problems.append(fail(f"status is {status!r:.60}, expected 'OK' (or 'FAILURE')"))
-    return problems
-
-
-def descriptor(body: Any, where: str) -> list[Problem]:
-    if not isinstance(body, dict):
-        return [fail(f"{where} is not an object")]
-    problems = typed(body, "FieldDescriptor", where)
-    name = body.get("fieldName")
-    if not isinstance(name, str) or not name:
-        problems.append(fail(f"{where}.fieldName is {name!r:.60}, expected a non-empty string"))
-    kind = body.get("fieldType")
-    if kind == "DOUBLE":
-        problems.append(warn(f"{where}.fieldType is DOUBLE (tolerated; NUMBER is documented)"))
-    elif kind not in FIELD_TYPES:
-        problems.append(fail(f"{where}.fieldType is {kind!r:.60}, not STRING/NUMBER/BOOLEAN"))
-    classified = body.get("classified")
-    if classified is None:
-        problems.append(warn(f"{where} has no classified flag"))
-    elif not isinstance(classified, bool):
-        problems.append(fail(f"{where}.classified is {classified!r:.60}, expected true/false"))
+    problems = structure(body, TestConnectionResponse.wire)
+    if problems:
+        return problems
+    problems = typed(body, TestConnectionResponse.type_name, "the response")
+    if body["status"] == "FAILURE":
+        problems.append(fail(f"the mirror reports FAILURE: {body.get('error')!r:.200}"))
     return problems
 
 
 def field_names(body: Any) -> list[Problem]:
-    if not isinstance(body, dict):
-        return [fail("the answer is not a JSON object")]
-    problems = typed(body, "FieldNamesResponse", "the response")
-    problems += _partial_flag(body, "the response", required=False)
-    fields = body.get("fields")
-    if not isinstance(fields, list):
-        return [*problems, fail(f"fields is {fields!r:.60}, expected a list")]
+    problems = structure(body, FieldNamesResponse)
+    if problems:
+        return problems
+    problems, fields = _flags(body, FieldNamesResponse.type_name), body["fields"]
     if not fields:
         problems.append(fail("no fields offered: StackState's stream wizard has nothing to show"))
     for i, item in enumerate(fields):
-        problems += descriptor(item, f"fields[{i}]")
-    names = Counter(f.get("fieldName") for f in fields if isinstance(f, dict))
+        where = f"fields[{i}]"
+        problems += typed(item, FieldDescriptor.type_name, where)
+        if not item.get("fieldName"):
+            problems.append(fail(f"{where}.fieldName is empty"))
+        if item.get("fieldType") == "DOUBLE":
+            problems.append(warn(f"{where}.fieldType is DOUBLE (tolerated; NUMBER is documented)"))
+        if "classified" not in item:
+            problems.append(warn(f"{where} has no classified flag"))
+    names = Counter(f["fieldName"] for f in fields)
     twice = sorted(str(n) for n, k in names.items() if k > 1)
     if twice:
         problems.append(warn(f"fields offered more than once: {', '.join(twice)}"))
@@ -137,76 +128,48 @@ def field_names(body: Any) -> list[Problem]:
 
 def _fits(value: Any, kind: FieldType) -> bool:
     """A string (the documented form) that reads as a value of the field's type."""
-    if not isinstance(value, str):
-        return False
     return kind is FieldType.STRING or typed_scalar(value, kind) is not value
 
 
 def field_values(body: Any, kind: FieldType) -> list[Problem]:
-    if not isinstance(body, dict):
-        return [fail("the answer is not a JSON object")]
-    problems = typed(body, "FieldValuesResponse", "the response")
-    problems += _partial_flag(body, "the response", required=False)
-    values = body.get("values")
-    if not isinstance(values, list):
-        return [*problems, fail(f"values is {values!r:.60}, expected a list")]
-    for i, item in enumerate(values):
-        where = f"values[{i}]"
-        if not isinstance(item, dict) or "value" not in item:
-            problems.append(fail(f"{where} is {item!r:.60}, expected an object with a value"))
-            continue
-        option, value = item.get("_type"), item["value"]
-        if option not in (COMPLETE, PATTERN):
-            problems.append(fail(f"{where}._type is {option!r:.60}, expected {COMPLETE}/{PATTERN}"))
-        elif option == PATTERN and not isinstance(value, str):
-            problems.append(fail(f"{where} is a {PATTERN} whose value {value!r:.60} is no string"))
-        elif option == COMPLETE and not _fits(value, kind):
+    problems = structure(body, FieldValuesResponse)
+    if problems:
+        return problems
+    problems = _flags(body, FieldValuesResponse.type_name)
+    for i, (option, value) in enumerate(offers(body)):
+        if option == COMPLETE and not _fits(value, kind):
             documented = "a string" if kind is FieldType.STRING else f"a {kind.value} as a string"
             problems.append(
-                warn(f"{where} value {value!r:.60} is not {documented} (fieldType {kind.value})")
+                warn(
+                    f"values[{i}] value {value!r:.60} is not {documented} (fieldType {kind.value})"
+                )
             )
     return problems
 
 
 def telemetry(body: Any, query: MetricsQuery) -> list[Problem]:
     """A MetricsResponse for ``query``: types, dataFormat, finite numbers, range and order."""
-    if not isinstance(body, dict):
-        return [fail("the answer is not a JSON object")]
-    aggregated = query.aggregation is not None
-    kind = "AggregatedMetricTelemetry" if aggregated else "RawMetricTelemetry"
-    expected = AGGREGATED_FORMAT if aggregated else RAW_FORMAT
-    problems = typed(body, "MetricsResponse", "the response")
-    t = body.get("telemetry")
-    if not isinstance(t, dict):
-        return [*problems, fail(f"telemetry is {t!r:.60}, expected an object")]
-    problems += typed(t, kind, "telemetry")
-    problems += _partial_flag(t, "telemetry", required=True)
-    fmt = t.get("dataFormat")
-    if not isinstance(fmt, list) or sorted(map(str, fmt)) != sorted(expected):
+    kind = AggregatedMetricTelemetry if query.aggregation is not None else RawMetricTelemetry
+    problems = structure(body, MetricsResponse.wire)
+    if problems:
+        return problems
+    t = body["telemetry"]
+    problems = typed(body, MetricsResponse.type_name, "the response")
+    problems += typed(t, kind.type_name, "telemetry")
+    if not isinstance(t.get("isPartial"), bool):
+        problems.append(fail(f"telemetry.isPartial is {t.get('isPartial')!r}, expected a boolean"))
+    fmt, expected = t["dataFormat"], kind.data_format
+    if sorted(fmt) != sorted(expected):
         return [*problems, fail(f"telemetry.dataFormat is {fmt!r:.80}, expected {list(expected)}")]
-    array, shape_problems = _points(t.get("points"), len(fmt))
-    if array is None:
-        return problems + shape_problems
+    array = np.array(t["points"], dtype=np.float64).reshape(len(t["points"]), len(fmt))
     columns = [fmt.index(name) for name in expected]
     not_numbers = _numbers(array[:, columns[0]], array[:, columns[1:]])
     if not_numbers:
         return problems + not_numbers
-    if aggregated:
-        assert query.aggregation is not None
+    if query.aggregation is not None:
         size = query.aggregation.bucket_size_millis
         return problems + _windows(array[:, columns[1]], array[:, columns[2]], size, query)
     return problems + _instants(array[:, columns[1]], query)
-
-
-def _points(points: Any, width: int) -> tuple[np.ndarray | None, list[Problem]]:
-    if not isinstance(points, list):
-        return None, [fail(f"telemetry.points is {points!r:.60}, expected a list")]
-    for i, point in enumerate(points):
-        if not isinstance(point, list) or len(point) != width:
-            return None, [fail(f"point {i} is {point!r:.80}: dataFormat names {width} numbers")]
-        if not all(is_number(x) for x in point):
-            return None, [fail(f"point {i} is {point!r:.80}: it holds something not a number")]
-    return np.array(points, dtype=np.float64).reshape(len(points), width), []
 
 
 def _first(mask: np.ndarray) -> int:
@@ -284,31 +247,30 @@ def _windows(starts: np.ndarray, ends: np.ndarray, size: int, q: MetricsQuery) -
 
 def is_error_body(body: Any) -> bool:
     """One of the four protocol error bodies (MIRROR_API.md, Errors)."""
-    return isinstance(body, dict) and body.get("_type") in ERROR_TYPES
+    return isinstance(body, dict) and body.get("_type") in ERRORS
 
 
 # Lenient readers: what the other checks (and discovery) need, forgiving everything else.
 
 
+def _items(body: Any, member: str) -> list[Any]:
+    items = body.get(member) if isinstance(body, dict) else None
+    return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
+
+
 def descriptors(body: Any) -> list[FieldDescriptor]:
     """The well-formed field descriptors of a FieldNamesResponse (others are skipped)."""
-    fields = body.get("fields") if isinstance(body, dict) else None
     out = []
-    for item in fields if isinstance(fields, list) else []:
-        if not isinstance(item, dict) or not isinstance(item.get("fieldName"), str):
-            continue
+    for item in _items(body, "fields"):
         try:
-            kind = FieldType(item.get("fieldType", "STRING"))
-        except ValueError:
+            out.append(FieldDescriptor.from_json(item))
+        except RemoteMirrorError:
             continue
-        out.append(FieldDescriptor(item["fieldName"], kind, item.get("classified") is True))
     return out
 
 
 def field_name_strings(body: Any) -> list[str]:
-    fields = body.get("fields") if isinstance(body, dict) else None
-    items = fields if isinstance(fields, list) else []
-    return [f["fieldName"] for f in items if isinstance(f, dict) and "fieldName" in f]
+    return [f["fieldName"] for f in _items(body, "fields") if "fieldName" in f]
 
 
 Offer = tuple[str, Any]
@@ -316,12 +278,10 @@ Offer = tuple[str, Any]
 
 def offers(body: Any) -> list[Offer]:
     """``(kind, value)`` pairs of a FieldValuesResponse; kind is CompleteValue or a pattern."""
-    values = body.get("values") if isinstance(body, dict) else None
-    items = values if isinstance(values, list) else []
     return [
         (PATTERN if v.get("_type") == PATTERN else COMPLETE, v["value"])
-        for v in items
-        if isinstance(v, dict) and "value" in v
+        for v in _items(body, "values")
+        if "value" in v
     ]
 
 

@@ -1,7 +1,8 @@
 """The Mirror API wire format: typed requests, responses and errors. Pure, no I/O.
 
 Names follow the protocol (``MetricsQuery``, ``FieldDescriptor``...); every class
-has ``from_json`` and ``to_json``. See ``shared/MIRROR_API.md`` for the reference.
+has ``from_json`` and ``to_json`` (requests also ``from_bytes``), all derived from one
+msgspec declaration per object (``_wire.Wire``). See ``shared/MIRROR_API.md``.
 """
 
 from .errors import (

@@ -24,41 +24,51 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import msgspec
+
 
 class MirrorError(Exception):
-    """Base of the protocol's error bodies."""
+    """Base of the protocol's error bodies; ``members`` declares each one's body."""
 
     type_name: ClassVar[str] = ""
+    #: The body's members (all strings), in the order the constructor takes them.
+    members: ClassVar[tuple[str, ...]] = ()
+    #: The body's wire type, declared from ``members`` (OpenAPI reads it too).
+    wire: ClassVar[type[msgspec.Struct]]
     http_status: int = 500
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.type_name = cls.__name__
+        fields = [(name, str, "") for name in cls.members]
+        cls.wire = msgspec.defstruct(
+            cls.__name__, fields, tag_field="_type", tag=True, rename="camel", frozen=True
+        )
+        cls.wire.__doc__ = cls.__doc__
+
     def to_json(self) -> dict[str, Any]:
-        raise NotImplementedError
+        return msgspec.to_builtins(self.wire(*(getattr(self, m) for m in self.members)))
 
     @staticmethod
     def from_json(body: dict[str, Any], http_status: int = 500) -> MirrorError:
-        """Rebuild the exception a mirror's error body describes (used by the client)."""
-        error = MirrorError._from_body(body, http_status)
+        """Rebuild the exception a mirror's error body describes (used by the client).
+
+        A body of another ``_type``, or with members that are not strings, is read as
+        a RemoteMirrorError with what text it has.
+        """
+        try:
+            wire = msgspec.convert(body, ERROR_BODY)
+            error = ERRORS[wire.__struct_config__.tag](*msgspec.structs.astuple(wire))
+        except msgspec.ValidationError:
+            error = RemoteMirrorError(str(body.get("summary", "")), str(body.get("details", "")))
         error.http_status = http_status
         return error
-
-    @staticmethod
-    def _from_body(body: dict[str, Any], http_status: int) -> MirrorError:
-        kind = body.get("_type")
-        if kind == MetricStoreConnectionError.type_name:
-            return MetricStoreConnectionError(str(body.get("details", "")))
-        if kind == MetricNotFoundError.type_name:
-            return MetricNotFoundError(str(body.get("metric", "")), str(body.get("details", "")))
-        if kind == UnsupportedFieldTypeError.type_name:
-            return UnsupportedFieldTypeError(str(body.get("mirrorType", "")))
-        return RemoteMirrorError(
-            str(body.get("summary", "")), str(body.get("details", "")), http_status=http_status
-        )
 
 
 class RemoteMirrorError(MirrorError):
     """Anything else: a bad request or a failure inside the mirror."""
 
-    type_name = "RemoteMirrorError"
+    members = ("summary", "details")
 
     def __init__(self, summary: str, details: str = "", *, http_status: int = 400) -> None:
         super().__init__(summary if not details else f"{summary}: {details}")
@@ -66,14 +76,11 @@ class RemoteMirrorError(MirrorError):
         self.details = details or summary
         self.http_status = http_status
 
-    def to_json(self) -> dict[str, Any]:
-        return {"_type": self.type_name, "summary": self.summary, "details": self.details}
-
 
 class MetricNotFoundError(MirrorError):
     """The query's conditions (or ``metricField``) select nothing the store has."""
 
-    type_name = "MetricNotFoundError"
+    members = ("metric", "details")
     http_status = 404
 
     def __init__(self, metric: str, details: str = "Metric is not configured.") -> None:
@@ -81,36 +88,41 @@ class MetricNotFoundError(MirrorError):
         self.metric = metric
         self.details = details
 
-    def to_json(self) -> dict[str, Any]:
-        return {"_type": self.type_name, "metric": self.metric, "details": self.details}
-
 
 class UnsupportedFieldTypeError(MirrorError):
     """A value or field type the mirror cannot use where it was sent."""
 
-    type_name = "UnsupportedFieldTypeError"
+    members = ("mirror_type",)
     http_status = 400
 
     def __init__(self, mirror_type: str) -> None:
         super().__init__(f"unsupported field type {mirror_type}")
         self.mirror_type = mirror_type
 
-    def to_json(self) -> dict[str, Any]:
-        return {"_type": self.type_name, "mirrorType": self.mirror_type}
-
 
 class MetricStoreConnectionError(MirrorError):
     """The store behind the mirror cannot be reached."""
 
-    type_name = "MetricStoreConnectionError"
+    members = ("details",)
     http_status = 502
 
     def __init__(self, details: str = "Unable to connect to remote metrics store.") -> None:
         super().__init__(details)
         self.details = details
 
-    def to_json(self) -> dict[str, Any]:
-        return {"_type": self.type_name, "details": self.details}
+
+#: The four error classes by ``_type``, and the union of their bodies.
+ERRORS: dict[str, type[MirrorError]] = {
+    cls.type_name: cls
+    for cls in (
+        MetricStoreConnectionError,
+        MetricNotFoundError,
+        UnsupportedFieldTypeError,
+        RemoteMirrorError,
+    )
+}
+ERROR_BODY: Any = MetricStoreConnectionError.wire | MetricNotFoundError.wire
+ERROR_BODY = ERROR_BODY | UnsupportedFieldTypeError.wire | RemoteMirrorError.wire
 
 
 def invalid(field: str, problem: str) -> RemoteMirrorError:

@@ -1,49 +1,51 @@
 """The four response bodies, rendered exactly as MIRROR_API.md shows them.
 
 Metric points are held as numpy arrays (values float64, timestamps int64 epoch ms)
-so that sources and the aggregation never build per-point Python objects.
-``to_json`` gives the body as Python values (``[[value, timestamp], ...]`` lists);
-``to_bytes`` gives the same body as the JSON bytes the server sends, rendering the
-points straight from the arrays (``encoding.points_json``).
+so that sources and the aggregation never build per-point Python objects. Their
+wire types (``wire``) declare the bodies; ``to_bytes`` renders the points straight
+from the arrays into them (``encoding.points_json``), ``to_json`` as Python lists.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
+import msgspec
 import numpy as np
-import orjson
 
-from . import _read as read
+from ._wire import Wire, lenient, request_error
 from .encoding import encode, points_json
-from .errors import MetricStoreConnectionError, MirrorError, invalid
-from .values import (
-    CompleteValue,
-    FieldDescriptor,
-    FieldType,
-    FieldValueOption,
-    field_value_option_from_json,
-    typed_scalar,
-)
+from .errors import ERROR_BODY, MetricStoreConnectionError, MirrorError, invalid
+from .values import CompleteValue, FieldDescriptor, FieldType, FieldValueOption, typed_scalar
 
 JsonObject = dict[str, Any]
 
 
-class _Body:
-    """``to_bytes``: the JSON bytes of ``to_json``, as the server sends them."""
+def _wire(name: str, doc: str, fields: list[Any], **config: Any) -> Any:
+    """A wire type declared from its members (for bodies a numpy or error holder renders)."""
+    wire = msgspec.defstruct(name, fields, bases=(Wire,), frozen=True, **config)
+    wire.__doc__ = doc
+    return wire
 
-    def to_json(self) -> JsonObject:
-        raise NotImplementedError
 
-    def to_bytes(self) -> bytes:
-        return encode(self.to_json())
+def _convert(body: Any, wire: Any) -> Any:
+    try:
+        return msgspec.convert(lenient(body), wire)
+    except msgspec.ValidationError as error:
+        raise request_error(error) from None
 
 
 @dataclass(frozen=True)
-class TestConnectionResponse(_Body):
+class TestConnectionResponse:
     error: MirrorError | None = None
 
+    wire: ClassVar[Any] = _wire(
+        "TestConnectionResponse",
+        "OK, or FAILURE with the error (usually MetricStoreConnectionError).",
+        [("status", Literal["OK", "FAILURE"]), ("error", ERROR_BODY | None, None)],
+        omit_defaults=True,
+    )
     type_name: ClassVar[str] = "TestConnectionResponse"
     __test__: ClassVar[bool] = False  # not a pytest test class
 
@@ -56,11 +58,13 @@ class TestConnectionResponse(_Body):
             return {"status": "OK", "_type": self.type_name}
         return {"status": "FAILURE", "error": self.error.to_json(), "_type": self.type_name}
 
+    def to_bytes(self) -> bytes:
+        return encode(self.to_json())
+
     @classmethod
     def from_json(cls, body: Any) -> TestConnectionResponse:
-        body = read.obj(body, "response")
-        read.check_type(body, cls.type_name, "")
-        status = body.get("status")
+        """Read leniently: any error body becomes the exception it describes."""
+        status = body.get("status") if isinstance(body, dict) else None
         if status == "OK":
             return cls()
         if status == "FAILURE":
@@ -71,37 +75,18 @@ class TestConnectionResponse(_Body):
         raise invalid("status", "must be OK or FAILURE")
 
 
-@dataclass(frozen=True)
-class FieldNamesResponse(_Body):
+class FieldNamesResponse(Wire, frozen=True):
+    """The field names to offer next."""
+
     fields: tuple[FieldDescriptor, ...]
     is_partial: bool = False
 
-    type_name: ClassVar[str] = "FieldNamesResponse"
 
-    def to_json(self) -> JsonObject:
-        return {
-            "fields": [f.to_json() for f in self.fields],
-            "isPartial": self.is_partial,
-            "_type": self.type_name,
-        }
+class FieldValuesResponse(Wire, frozen=True):
+    """The values to offer; isPartial when more exist than were returned."""
 
-    @classmethod
-    def from_json(cls, body: Any) -> FieldNamesResponse:
-        body = read.obj(body, "response")
-        read.check_type(body, cls.type_name, "")
-        items = read.array(read.member(body, "fields", ""), "fields")
-        return cls(
-            tuple(FieldDescriptor.from_json(f, f"fields[{i}]") for i, f in enumerate(items)),
-            read.boolean(body, "isPartial", ""),
-        )
-
-
-@dataclass(frozen=True)
-class FieldValuesResponse(_Body):
     values: tuple[FieldValueOption, ...]
     is_partial: bool = False
-
-    type_name: ClassVar[str] = "FieldValuesResponse"
 
     def typed(self, field_type: FieldType) -> FieldValuesResponse:
         """The values read as ``field_type`` (the wire carries strings: ``"4"`` -> 4.0)."""
@@ -112,87 +97,74 @@ class FieldValuesResponse(_Body):
         return FieldValuesResponse(values, self.is_partial)
 
     def to_json(self) -> JsonObject:
-        return {
-            "values": [v.to_json() for v in self.values],
-            "isPartial": self.is_partial,
-            "_type": self.type_name,
-        }
+        values = [v.to_json() for v in self.values]  # a CompleteValue always as text
+        return {"values": values, "isPartial": self.is_partial, "_type": self.type_name}
 
-    @classmethod
-    def from_json(cls, body: Any) -> FieldValuesResponse:
-        body = read.obj(body, "response")
-        read.check_type(body, cls.type_name, "")
-        items = read.array(read.member(body, "values", ""), "values")
-        return cls(
-            tuple(field_value_option_from_json(v, f"values[{i}]") for i, v in enumerate(items)),
-            read.boolean(body, "isPartial", ""),
-        )
+    def to_bytes(self) -> bytes:
+        return encode(self.to_json())
 
 
-def _points_array(body: JsonObject, width: int) -> np.ndarray:
-    points = read.array(read.member(body, "points", "telemetry"), "telemetry.points")
-    if not points:
-        return np.empty((0, width), dtype=np.float64)
-    try:
-        array = np.asarray(points, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise invalid("telemetry.points", "must be a list of number lists") from None
-    if array.ndim != 2 or array.shape[1] != width:
-        raise invalid("telemetry.points", f"must hold points of {width} numbers")
-    return array
+def _telemetry_wire(name: str, doc: str, data_format: tuple[str, ...]) -> Any:
+    """The body around the points; a reader takes the columns in any order dataFormat says."""
+    points = msgspec.Meta(description=f"Points in time order; each is [{', '.join(data_format)}].")
+    row = tuple[(float,) * len(data_format)]  # type: ignore[misc]
+    names = Literal[data_format]  # type: ignore[valid-type]
+    fmt = msgspec.Meta(extra_json_schema={"const": list(data_format)})
+    partial = msgspec.Meta(description="The answer was cut (limit, cap).")
+    fields = [
+        ("points", Annotated[list[row], points]),  # type: ignore[valid-type]
+        ("data_format", Annotated[list[names], fmt]),  # type: ignore[valid-type]
+        ("is_partial", Annotated[bool, partial], False),
+    ]
+    return _wire(name, doc, fields)
 
 
 class _Telemetry:
-    """The telemetry body around its points, as Python lists or as rendered JSON."""
+    """The telemetry body around its points, as Python lists or as its wire type."""
 
+    wire: ClassVar[Any]
     type_name: ClassVar[str]
     data_format: ClassVar[tuple[str, ...]]
     is_partial: bool
 
     def columns(self) -> tuple[np.ndarray, ...]:
+        """The points' columns, in ``data_format`` order."""
         raise NotImplementedError
 
     def to_json(self) -> JsonObject:
         rows = zip(*(column.tolist() for column in self.columns()), strict=True)
-        return self._body(list(map(list, rows)))
+        return self.body(list(map(list, rows)))
 
-    def to_wire(self) -> JsonObject:
-        """The body with its points as an ``orjson.Fragment``: for ``encode`` only."""
-        return self._body(orjson.Fragment(points_json(*self.columns())))
+    def body(self, points: Any) -> JsonObject:
+        """The body around ``points`` (lists, or a ``msgspec.Raw`` of their JSON)."""
+        fmt, partial = list(self.data_format), self.is_partial
+        return {"points": points, "dataFormat": fmt, "isPartial": partial, "_type": self.type_name}
 
-    def _body(self, points: Any) -> JsonObject:
-        return {
-            "points": points,
-            "dataFormat": list(self.data_format),
-            "isPartial": self.is_partial,
-            "_type": self.type_name,
-        }
+    @classmethod
+    def from_wire(cls, wire: Any) -> Any:
+        fmt = wire.data_format
+        if sorted(fmt) != sorted(cls.data_format):
+            raise invalid("telemetry.dataFormat", f"must name {', '.join(cls.data_format)}")
+        width = len(cls.data_format)
+        array = np.asarray(wire.points, dtype=np.float64).reshape(-1, width)
+        columns = [array[:, fmt.index(name)] for name in cls.data_format]
+        return cls(columns[0].copy(), *(c.astype(np.int64) for c in columns[1:]), wire.is_partial)
 
 
 @dataclass(frozen=True)
 class RawMetricTelemetry(_Telemetry):
-    """Points ``[value, timestamp]`` in time order (or newest first with latestFirst)."""
+    """Points ``[value, timestamp]`` in time order."""
 
     values: np.ndarray
     timestamps: np.ndarray
     is_partial: bool = False
 
-    type_name: ClassVar[str] = "RawMetricTelemetry"
     data_format: ClassVar[tuple[str, ...]] = ("value", "timestamp")
+    wire: ClassVar[Any] = _telemetry_wire("RawMetricTelemetry", "Raw points.", data_format)
+    type_name: ClassVar[str] = "RawMetricTelemetry"
 
     def columns(self) -> tuple[np.ndarray, ...]:
-        """The points' columns, in ``data_format`` order."""
         return (self.values, self.timestamps)
-
-    @classmethod
-    def from_json(cls, body: JsonObject) -> RawMetricTelemetry:
-        array = _points_array(body, 2)
-        order = _columns(body, cls.data_format)
-        return cls(
-            array[:, order[0]].copy(),
-            array[:, order[1]].astype(np.int64),
-            read.boolean(body, "isPartial", "telemetry"),
-        )
 
 
 @dataclass(frozen=True)
@@ -204,59 +176,42 @@ class AggregatedMetricTelemetry(_Telemetry):
     ends: np.ndarray
     is_partial: bool = False
 
-    type_name: ClassVar[str] = "AggregatedMetricTelemetry"
     data_format: ClassVar[tuple[str, ...]] = ("value", "startTimestamp", "endTimestamp")
+    wire: ClassVar[Any] = _telemetry_wire(
+        "AggregatedMetricTelemetry", "One point per non-empty bucket.", data_format
+    )
+    type_name: ClassVar[str] = "AggregatedMetricTelemetry"
 
     def columns(self) -> tuple[np.ndarray, ...]:
-        """The points' columns, in ``data_format`` order."""
         return (self.values, self.starts, self.ends)
-
-    @classmethod
-    def from_json(cls, body: JsonObject) -> AggregatedMetricTelemetry:
-        array = _points_array(body, 3)
-        order = _columns(body, cls.data_format)
-        return cls(
-            array[:, order[0]].copy(),
-            array[:, order[1]].astype(np.int64),
-            array[:, order[2]].astype(np.int64),
-            read.boolean(body, "isPartial", "telemetry"),
-        )
-
-
-def _columns(body: JsonObject, expected: tuple[str, ...]) -> list[int]:
-    """Column index of each expected name: the points' layout is what dataFormat says."""
-    data_format = read.array(read.member(body, "dataFormat", "telemetry"), "telemetry.dataFormat")
-    if sorted(map(str, data_format)) != sorted(expected):
-        raise invalid("telemetry.dataFormat", f"must name {', '.join(expected)}")
-    return [data_format.index(name) for name in expected]
 
 
 MetricTelemetry = RawMetricTelemetry | AggregatedMetricTelemetry
+_TELEMETRY = {t.wire: t for t in (RawMetricTelemetry, AggregatedMetricTelemetry)}
 
 
 @dataclass(frozen=True)
-class MetricsResponse(_Body):
+class MetricsResponse:
     telemetry: MetricTelemetry
 
+    wire: ClassVar[Any] = _wire(
+        "MetricsResponse",
+        "A metric stream.",
+        [("telemetry", RawMetricTelemetry.wire | AggregatedMetricTelemetry.wire)],
+    )
     type_name: ClassVar[str] = "MetricsResponse"
 
     def to_json(self) -> JsonObject:
         return {"telemetry": self.telemetry.to_json(), "_type": self.type_name}
 
     def to_bytes(self) -> bytes:
-        return encode({"telemetry": self.telemetry.to_wire(), "_type": self.type_name})
+        points = msgspec.Raw(points_json(*self.telemetry.columns()))
+        return encode({"telemetry": self.telemetry.body(points), "_type": self.type_name})
 
     @classmethod
     def from_json(cls, body: Any) -> MetricsResponse:
-        body = read.obj(body, "response")
-        read.check_type(body, cls.type_name, "")
-        telemetry = read.obj(read.member(body, "telemetry", ""), "telemetry")
-        kind = telemetry.get("_type")
-        if kind == AggregatedMetricTelemetry.type_name:
-            return cls(AggregatedMetricTelemetry.from_json(telemetry))
-        if kind == RawMetricTelemetry.type_name:
-            return cls(RawMetricTelemetry.from_json(telemetry))
-        raise invalid("telemetry._type", "must be RawMetricTelemetry or AggregatedMetricTelemetry")
+        telemetry = _convert(body, cls.wire).telemetry
+        return cls(_TELEMETRY[type(telemetry)].from_wire(telemetry))
 
 
 MirrorResponse = TestConnectionResponse | FieldNamesResponse | FieldValuesResponse | MetricsResponse

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import heapq
 import math
-from dataclasses import dataclass
 from enum import Enum
-from typing import Any, ClassVar
+from typing import Any
 
-from . import _read as read
-from .errors import UnsupportedFieldTypeError, invalid
+from ._wire import Wire
+from .errors import UnsupportedFieldTypeError
 
 
 class FieldType(str, Enum):
@@ -26,42 +25,20 @@ class FieldType(str, Enum):
         return FieldType.NUMBER if self is FieldType.DOUBLE else self
 
 
-@dataclass(frozen=True)
-class FieldDescriptor:
+class FieldDescriptor(Wire, frozen=True):
+    """A field: its name, type, and whether its values need care when shown."""
+
     field_name: str
     field_type: FieldType = FieldType.STRING
     classified: bool = False
 
-    type_name: ClassVar[str] = "FieldDescriptor"
-
-    @classmethod
-    def from_json(cls, body: Any, path: str = "field") -> FieldDescriptor:
-        body = read.obj(body, path)
-        read.check_type(body, cls.type_name, path)
-        name = read.string(read.member(body, "fieldName", path), f"{path}.fieldName")
-        raw_type = body.get("fieldType", FieldType.STRING.value)
-        try:
-            field_type = FieldType(raw_type)
-        except ValueError:
-            raise invalid(
-                f"{path}.fieldType", f"must be one of {', '.join(t.value for t in FieldType)}"
-            ) from None
-        return cls(name, field_type, read.boolean(body, "classified", path))
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "_type": self.type_name,
-            "fieldName": self.field_name,
-            "fieldType": self.field_type.value,
-            "classified": self.classified,
-        }
+    json_path = "field"
 
 
 FieldScalar = str | float | bool
 
 
-@dataclass(frozen=True)
-class StringValue:
+class StringValue(Wire, frozen=True):
     """A string; on a NUMBER or BOOLEAN field it matches the value's text forms.
 
     StackState's stream templates carry condition values as plain strings, and a
@@ -69,57 +46,46 @@ class StringValue:
     """
 
     value: str
-    type_name: ClassVar[str] = "StringValue"
-    field_type: ClassVar[None] = None
+    field_type = None
 
     def accepts(self, actual: FieldScalar) -> bool:
         if isinstance(actual, str):
             return actual == self.value
         return self.value in text_forms(actual)
 
-    def to_json(self) -> dict[str, Any]:
-        return {"value": self.value, "_type": self.type_name}
 
+class DoubleValue(Wire, frozen=True):
+    """A finite number (JSON has no NaN; a number past 1.8e308 is refused)."""
 
-@dataclass(frozen=True)
-class DoubleValue:
     value: float
-    type_name: ClassVar[str] = "DoubleValue"
-    field_type: ClassVar[FieldType] = FieldType.NUMBER
+    field_type = FieldType.NUMBER
+
+    def __post_init__(self) -> None:
+        if not math.isfinite(self.value):  # msgspec reads 1e400 as inf
+            raise ValueError("`value` must be a finite number")
 
     def accepts(self, actual: FieldScalar) -> bool:
         return not isinstance(actual, bool) and actual == self.value
 
-    def to_json(self) -> dict[str, Any]:
-        return {"value": self.value, "_type": self.type_name}
 
+class BooleanValue(Wire, frozen=True):
+    """True or false."""
 
-@dataclass(frozen=True)
-class BooleanValue:
     value: bool
-    type_name: ClassVar[str] = "BooleanValue"
-    field_type: ClassVar[FieldType] = FieldType.BOOLEAN
+    field_type = FieldType.BOOLEAN
 
     def accepts(self, actual: FieldScalar) -> bool:
         return actual is self.value
 
-    def to_json(self) -> dict[str, Any]:
-        return {"value": self.value, "_type": self.type_name}
 
-
-@dataclass(frozen=True)
-class InSetValue:
-    """Any of a list of strings. Matches fields of any type by their text form."""
+class InSetValue(Wire, frozen=True):
+    """Any of a list of strings (sent by real StackState versions); matches by text form."""
 
     value: frozenset[str]
-    type_name: ClassVar[str] = "InSetValue"
-    field_type: ClassVar[None] = None
+    field_type = None
 
     def accepts(self, actual: FieldScalar) -> bool:
         return any(form in self.value for form in text_forms(actual))
-
-    def to_json(self) -> dict[str, Any]:
-        return {"value": sorted(self.value), "_type": self.type_name}
 
 
 ConditionValue = StringValue | DoubleValue | BooleanValue | InSetValue
@@ -132,14 +98,6 @@ def as_text(value: FieldScalar) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
-
-
-def _finite(number: float) -> bool:
-    """Whether a JSON number is a finite double; an integer past 1.8e308 is not."""
-    try:
-        return math.isfinite(number)
-    except OverflowError:  # math.isfinite(10**400) converts to float, and cannot
-        return False
 
 
 def text_forms(value: FieldScalar) -> tuple[str, ...]:
@@ -173,44 +131,11 @@ def typed_scalar(value: Any, field_type: FieldType) -> Any:
     return value
 
 
-def _value_from_json(body: Any, path: str) -> ConditionValue:
-    body = read.obj(body, path)
-    raw = body.get("value")
-    kind = body.get("_type")
-    if kind is None:  # untyped: infer from the JSON value itself
-        kind = {bool: "BooleanValue", str: "StringValue", list: "InSetValue"}.get(
-            type(raw), "DoubleValue"
-        )
-    vpath = f"{path}.value"
-    if kind == "StringValue":
-        return StringValue(read.string(raw, vpath))
-    if kind == "BooleanValue":
-        if not isinstance(raw, bool):
-            raise invalid(vpath, "must be true or false")
-        return BooleanValue(raw)
-    if kind == "DoubleValue":
-        if isinstance(raw, bool) or not isinstance(raw, (int, float)) or not _finite(raw):
-            raise invalid(vpath, "must be a finite number")
-        return DoubleValue(float(raw))
-    if kind == "InSetValue":
-        items = read.array(raw, vpath)
-        return InSetValue(frozenset(read.string(x, f"{vpath}[{i}]") for i, x in enumerate(items)))
-    raise invalid(f"{path}._type", "must be StringValue, DoubleValue, BooleanValue or InSetValue")
+class EqualityCondition(Wire, frozen=True):
+    """Holds when the field ``key`` equals ``value``."""
 
-
-@dataclass(frozen=True)
-class EqualityCondition:
     key: str
     value: ConditionValue
-
-    type_name: ClassVar[str] = "EqualityCondition"
-
-    @classmethod
-    def from_json(cls, body: Any, path: str) -> EqualityCondition:
-        body = read.obj(body, path)
-        read.check_type(body, cls.type_name, path)
-        key = read.string(read.member(body, "key", path), f"{path}.key")
-        return cls(key, _value_from_json(read.member(body, "value", path), f"{path}.value"))
 
     def check_type(self, field_type: FieldType) -> None:
         """Raise UnsupportedFieldTypeError when the value cannot be a value of the field."""
@@ -228,26 +153,12 @@ class EqualityCondition:
             return f"{self.key} in [{shown}{more}]"
         return f"{self.key}={as_text(self.value.value)}"
 
-    def to_json(self) -> dict[str, Any]:
-        return {"key": self.key, "value": self.value.to_json(), "_type": self.type_name}
-
-
-def conditions_from_json(parent: dict[str, Any], path: str) -> tuple[EqualityCondition, ...]:
-    raw = parent.get("conditions")
-    if raw is None:
-        return ()
-    items = read.array(raw, f"{path}.conditions")
-    return tuple(
-        EqualityCondition.from_json(c, f"{path}.conditions[{i}]") for i, c in enumerate(items)
-    )
-
 
 def describe_conditions(conditions: tuple[EqualityCondition, ...]) -> str:
     return " AND ".join(c.describe() for c in conditions) or "(no conditions)"
 
 
-@dataclass(frozen=True)
-class CompleteValue:
+class CompleteValue(Wire, frozen=True):
     """A whole value of a field.
 
     On the wire the value is always a string, as in every example of StackState's
@@ -255,29 +166,16 @@ class CompleteValue:
     ``StringValue`` condition with that text matches the field again).
     """
 
-    value: FieldScalar
-    type_name: ClassVar[str] = "CompleteValue"
+    value: str
 
     def to_json(self) -> dict[str, Any]:
         return {"value": as_text(self.value), "_type": self.type_name}
 
 
-@dataclass(frozen=True)
-class FieldValuePattern:
+class FieldValuePattern(Wire, frozen=True):
     """A partial value (``cpu.*``) the user picks to refine; it becomes the next prefix."""
 
     value: str
-    type_name: ClassVar[str] = "FieldValuePattern"
-
-    def to_json(self) -> dict[str, Any]:
-        return {"value": self.value, "_type": self.type_name}
 
 
 FieldValueOption = CompleteValue | FieldValuePattern
-
-
-def field_value_option_from_json(body: Any, path: str) -> FieldValueOption:
-    body = read.obj(body, path)
-    if body.get("_type") == FieldValuePattern.type_name:
-        return FieldValuePattern(read.string(body.get("value"), f"{path}.value"))
-    return CompleteValue(body.get("value"))

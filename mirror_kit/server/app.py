@@ -16,7 +16,6 @@ whose body stalls) and send (a client that stops reading its answer).
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import sys
 import time
@@ -26,7 +25,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from aiohttp import hdrs, web
 
 from .. import openapi, service
@@ -168,7 +166,7 @@ def _method_handler(
 
     async def handle(request: web.Request) -> web.Response:
         raw = await _body(request, settings.body_timeout_s)
-        parsed = request_type.from_json(_parse_json(raw))
+        parsed = request_type.from_bytes(raw)
         facts = request[FACTS]
         facts.subject = parsed.summary()
         try:
@@ -202,13 +200,6 @@ async def _body(request: web.Request, timeout_s: float) -> bytes:
     return raw if encoding is None else _decoded(raw, encoding, request.client_max_size)
 
 
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-#: One decoder for all requests (json.loads would build one per call).
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
-
 #: Content-Encoding -> zlib wbits: gzip; zlib-wrapped deflate (RFC 9110), or raw deflate.
 _CODINGS = {"gzip": (31,), "x-gzip": (31,), "deflate": (15, -15)}
 
@@ -241,24 +232,6 @@ def _decoded(raw: bytes, encoding: str, cap: int) -> bytes:
         f"Invalid request: body is not valid {coding}",
         "the body does not decode as its Content-Encoding says (truncated, trailing or plain)",
     )
-
-
-def _parse_json(raw: bytes) -> Any:
-    """The body as JSON: orjson for the usual UTF-8 body, the standard library else.
-
-    The standard library also reads what orjson refuses but JSON allows (UTF-16 and
-    UTF-32 bodies, lone surrogate escapes, integers past 64 bits), and words the error.
-    """
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        pass
-    try:
-        return _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
-    except (ValueError, UnicodeDecodeError) as error:
-        raise RemoteMirrorError("Invalid request: body is not valid JSON", str(error)) from None
-    except RecursionError:
-        raise RemoteMirrorError("Invalid request: body is nested too deeply") from None
 
 
 async def _healthz(request: web.Request) -> web.Response:
