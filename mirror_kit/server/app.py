@@ -40,6 +40,7 @@ from ..protocol.constants import API_KEY_HEADER
 from ..protocol.encoding import encode
 from ..sources import SyntheticSource, TelemetrySource
 from . import auth
+from .metrics import setup_metrics
 from .requestlog import RequestLog, Subject, summary_of
 from .tally import LOG_INTERVAL_S, Tally
 
@@ -175,6 +176,7 @@ def create_app(
             app.router.add_post(prefix + path, guard(handler, path.removeprefix("/api/"), path))
         app.router.add_get(prefix + "/healthz", guard(_healthz, "GET", "/healthz"))
         app.router.add_get(prefix + "/openapi.json", guard(_openapi, "GET", "/openapi.json"))
+    setup_metrics(app, guard)  # /metrics, /readyz and the request timing
     allowed = {r.canonical: {route.method for route in r} for r in app.router.resources()}
     app.router.add_route("*", r"/{path:[\s\S]*}", guard(_off_the_api(allowed)))  # \n too
     app.on_cleanup.append(_close_source)
