@@ -92,8 +92,9 @@ def _timing(secret: str | None) -> Any:
         route = request.match_info.route
         method = methods.get(route)
         if method is None:
-            canonical = route.resource.canonical if route.resource is not None else ""
-            path = auth.public_path(canonical, secret)
+            if route.resource is None:  # aiohttp's system route, made anew per request
+                return telemetry.OTHER
+            path = auth.public_path(route.resource.canonical, secret)
             method = methods[route] = telemetry.METHOD_LABELS.get(path, telemetry.OTHER)
         return method
 
