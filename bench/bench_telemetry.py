@@ -27,34 +27,24 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import httpx
 import loadgen
 import servers
+from bench_mirror import HOUR, T0, metrics_body
 from prometheus_client.parser import text_string_to_metric_families
 
-from mirror_kit.protocol import (
-    EqualityCondition,
-    MetricsQuery,
-    MetricsRequest,
-    StringValue,
-    TestConnectionRequest,
-)
+from mirror_kit.protocol import TestConnectionRequest
+from mirror_kit.protocol.constants import CONNECTION_PATH, METRICS_PATH
 
-T0 = 1_767_225_600_000
-HOUR_MS = 3_600_000
-RAW_3H = MetricsRequest(
-    MetricsQuery(
-        T0 - 3 * HOUR_MS,
-        T0,
-        (
-            EqualityCondition("host", StringValue("a-host")),
-            EqualityCondition("metric", StringValue("cpu.user")),
-        ),
-    )
-)
-WORKLOADS = {"test connection": TestConnectionRequest(), "3-hour raw": RAW_3H}
+Workload = tuple[str, dict[str, Any]]  # path, body
+RAW_3H: Workload = (METRICS_PATH, metrics_body(T0 - 3 * HOUR, T0))
+WORKLOADS = {
+    "test connection": (CONNECTION_PATH, TestConnectionRequest().to_json()),
+    "3-hour raw": RAW_3H,
+}
 WITHOUT_TELEMETRY = (
     "import sys; import mirror_kit.server.app as app; "
     "app.setup_metrics = lambda app, wrap=None: None; "
@@ -69,9 +59,9 @@ def serve_command(port: int, telemetry: bool = True, workers: int = 1) -> list[s
     return [sys.executable, "-c", WITHOUT_TELEMETRY, *flags]
 
 
-def load(url: str, request: object, connections: int, seconds: int) -> loadgen.LoadResult:
-    body = json.dumps(request.to_json()).encode()  # type: ignore[attr-defined]
-    return loadgen.run_wrk(url + request.path, body, connections, seconds)  # type: ignore[attr-defined]
+def load(url: str, workload: Workload, connections: int, seconds: int) -> loadgen.LoadResult:
+    path, body = workload
+    return loadgen.run_wrk(url + path, json.dumps(body).encode(), connections, seconds)
 
 
 def compare(seconds: int, rounds: int) -> None:

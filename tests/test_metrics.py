@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import subprocess
 import sys
 import time
@@ -26,6 +27,7 @@ from misbehaving_store import MisbehavingStore, misbehaving_store
 from prometheus_client.parser import text_string_to_metric_families
 
 from mirror_kit import Limits, RunningMirror, ServerSettings, start_mirror, telemetry
+from mirror_kit.protocol import MetricStoreConnectionError
 from mirror_kit.server import API_KEY_HEADER
 from mirror_kit.server.auth import AUTH_HEADER
 from mirror_kit.server.readiness import OK, Readiness
@@ -281,6 +283,46 @@ async def test_readiness_checks_again_once_its_verdict_is_old() -> None:
     now[0] = 5.0
     await readiness.verdict()
     assert len(calls) == 2
+
+
+async def test_readiness_logs_why_once_and_answers_without_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [0.0]
+
+    async def down() -> None:
+        raise MetricStoreConnectionError("Cannot reach Prometheus at http://10.1.2.3:9090")
+
+    async def broken() -> None:
+        raise RuntimeError("a bug")
+
+    readiness = Readiness({"prod": down, "odd": broken}, clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, logger="mirror_kit.server"):
+        first = await readiness.verdict()
+        now[0] = 10.0
+        second = await readiness.verdict()
+    assert first == second and not first.ready
+    assert first.to_json() == {
+        "status": "not ready",
+        "stores": {"prod": "unreachable", "odd": "failing"},
+    }
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 2 and any("10.1.2.3" in line for line in lines)  # once per store
+
+
+async def test_a_check_in_progress_stops_with_the_mirror() -> None:
+    started = asyncio.Event()
+
+    async def slow() -> None:
+        started.set()
+        await asyncio.sleep(60)
+
+    readiness = Readiness({"slow": slow}, timeout_s=60)
+    waiter = asyncio.ensure_future(readiness.verdict())
+    await started.wait()
+    await readiness.close()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
 
 
 # --- auth ------------------------------------------------------------------------------

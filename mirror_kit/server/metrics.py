@@ -50,11 +50,16 @@ def setup_metrics(app: web.Application, wrap: Wrap | None = None) -> None:
 
     secret = app[SETTINGS].auth_secret
     app[READINESS] = Readiness(store_checks(app[SOURCE]))
+    app.on_cleanup.append(_close_readiness)
     app.middlewares.append(_timing(secret))
     for prefix in auth.route_prefixes(secret):
         for path, handler in ((METRICS_PATH, _metrics), (READYZ_PATH, _readyz)):
             route = handler if wrap is None else wrap(_endpoint(handler), "GET", path)
             app.router.add_get(prefix + path, route)
+
+
+async def _close_readiness(app: web.Application) -> None:
+    await app[READINESS].close()
 
 
 def _endpoint(handler: Plain) -> Endpoint:

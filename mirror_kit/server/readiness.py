@@ -87,6 +87,13 @@ class Readiness:
             self._running.add_done_callback(self._finished)
         return await asyncio.shield(self._running)  # a caller leaving stops no check
 
+    async def close(self) -> None:
+        """Stop a check in progress (the mirror is stopping: nobody waits for it)."""
+        running = self._running
+        if running is not None:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+
     def _finished(self, task: asyncio.Task[Verdict]) -> None:
         self._running = None
         if not task.cancelled() and task.exception() is None:
