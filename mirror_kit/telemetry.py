@@ -46,6 +46,8 @@ from prometheus_client import (
 )
 
 from .protocol import (
+    FieldNamesResponse,
+    FieldValuesResponse,
     MetricsResponse,
     MetricStoreConnectionError,
     MirrorError,
@@ -208,9 +210,10 @@ def _count_response(response: Any) -> None:
             PARTIAL.labels("metric").inc()
     elif isinstance(response, TestConnectionResponse):
         _count_store_failure(response.error)
-    elif getattr(response, "is_partial", False):
-        method = "field/value" if hasattr(response, "values") else "field/name"
-        PARTIAL.labels(method).inc()
+    elif isinstance(response, FieldNamesResponse) and response.is_partial:
+        PARTIAL.labels("field/name").inc()
+    elif isinstance(response, FieldValuesResponse) and response.is_partial:
+        PARTIAL.labels("field/value").inc()
 
 
 def store_call(get: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:

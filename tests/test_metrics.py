@@ -21,7 +21,15 @@ from typing import Any
 import httpx
 import pytest
 from conftest import HOUR, T0, free_port
-from mirror_wire import CONNECTION, FIELD_NAMES, METRIC, connection_body, field_names_body
+from mirror_wire import (
+    CONNECTION,
+    FIELD_NAMES,
+    FIELD_VALUES,
+    METRIC,
+    connection_body,
+    field_names_body,
+    field_values_body,
+)
 from mirror_wire import metrics_body as metric_body
 from misbehaving_store import MisbehavingStore, misbehaving_store
 from prometheus_client.parser import text_string_to_metric_families
@@ -125,6 +133,7 @@ def test_points_served_and_partial_answers(mirror: RunningMirror) -> None:
             METRIC, json=metric_body(T0, T0 + HOUR, A_CPU, method="MEAN", bucket_ms=60_000)
         ).json()
         names = http.post(FIELD_NAMES, json=field_names_body(T0, T0 + HOUR, A_CPU, limit=1))
+        options = http.post(FIELD_VALUES, json=field_values_body("host", T0, T0 + HOUR, limit=1))
     after = scrape(mirror.url)
     assert raw["telemetry"]["isPartial"] is True and len(raw["telemetry"]["points"]) == 7
     assert added(before, after, "mirror_kit_points_served_total", kind="raw") == 7
@@ -134,6 +143,8 @@ def test_points_served_and_partial_answers(mirror: RunningMirror) -> None:
     assert added(before, after, "mirror_kit_partial_answers_total", method="metric") == 1
     assert names.json()["isPartial"] is True
     assert added(before, after, "mirror_kit_partial_answers_total", method="field/name") == 1
+    assert options.json()["isPartial"] is True
+    assert added(before, after, "mirror_kit_partial_answers_total", method="field/value") == 1
 
 
 def test_a_hostile_caller_cannot_grow_the_registry(mirror: RunningMirror) -> None:
