@@ -250,6 +250,33 @@ def _get(operation_id: str, summary: str, schema: Schema, api_key_header: str) -
     }
 
 
+def _probes(api_key_header: str, auth: bool) -> dict[str, Schema]:
+    """/readyz (200 or 503, a status per store; open) and /metrics (Prometheus' text
+    format; it takes the shared secret when one is set)."""
+    verdict = {
+        "type": "object",
+        "properties": {
+            "status": {"enum": ["ready", "not ready"]},
+            "stores": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
+        "required": ["status", "stores"],
+    }
+    ready = _get(
+        "readiness", "Readiness probe: all configured stores answer", verdict, api_key_header
+    )
+    ready["get"]["responses"]["503"] = _answer("A store does not answer.", verdict, api_key_header)
+    metrics = _get("mirrorMetrics", "The mirror's own metrics", {"type": "string"}, api_key_header)
+    answer = metrics["get"]["responses"]["200"]
+    answer["content"] = {"text/plain": answer["content"].pop("application/json")}
+    if auth:
+        del metrics["get"]["security"]
+        why = "The request does not carry the mirror's shared secret."
+        metrics["get"]["responses"][str(AUTH_STATUS)] = _answer(
+            why, _ref("MirrorError"), api_key_header
+        )
+    return {"/readyz": ready, "/metrics": metrics}
+
+
 def _version() -> str:
     try:
         return metadata.version("mirror-kit")
@@ -292,6 +319,7 @@ def build_document(
         {"type": "object", "properties": {"status": {"const": "ok"}}, "required": ["status"]},
         api_key_header,
     )
+    paths.update(_probes(api_key_header, auth))  # /readyz and /metrics (server/metrics.py)
     document: Schema = {
         "openapi": OPENAPI_VERSION,
         "info": {

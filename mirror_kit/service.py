@@ -36,6 +36,7 @@ from .protocol import (
     TestConnectionResponse,
 )
 from .sources import ConnectionDetails, Points, PointWindow, TelemetrySource
+from .telemetry import counted_answer
 
 T = TypeVar("T")
 
@@ -75,6 +76,7 @@ class Limits:
         return cap if limit is None else min(limit, cap)
 
 
+@counted_answer  # points served, partial answers, store failures (mirror_kit/telemetry.py)
 async def answer(request: MirrorRequest, source: TelemetrySource, limits: Limits) -> MirrorResponse:
     """The response to ``request``; protocol errors propagate as MirrorError."""
     details = request.connection_details

@@ -250,10 +250,14 @@ async def test_probe_paths_answer_even_with_a_shared_secret(
     assert {"readinessProbe", "livenessProbe"} <= set(container)
     paths = _probe_paths(container) | {_healthcheck_path()}
     client = await aiohttp_client(create_app(None, ServerSettings(auth_secret="s" * 24)))
+    answers = {
+        "/healthz": {"status": "ok"},
+        "/readyz": {"status": "ready", "stores": {"default": "ok"}},
+    }
     for path in paths:
         response = await client.get(path)
         assert response.status == 200, path
-        assert await response.json() == {"status": "ok"}
+        assert await response.json() == answers[path]
     refused = await client.post("/api/connection", json={"_type": "TestConnectionRequest"})
     assert refused.status == 403  # the secret is on: only the probe paths are open
 
@@ -444,3 +448,15 @@ def test_the_configmap_limits_are_the_kits_defaults(base: list[dict[str, Any]]) 
     """The ConfigMap says so: a default changed in the kit must be changed there too."""
     settings = ServerSettings.from_env(one(base, "ConfigMap")["data"])
     assert settings == ServerSettings()
+
+
+async def test_the_scrape_annotations_name_the_metrics_route(aiohttp_client) -> None:
+    deployment = one(render(BASE), "Deployment")
+    annotations = deployment["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/scrape"] == "true"
+    (port,) = _pod_spec(deployment)["containers"][0]["ports"]
+    assert int(annotations["prometheus.io/port"]) == port["containerPort"]
+    client = await aiohttp_client(create_app(None, ServerSettings()))
+    response = await client.get(annotations["prometheus.io/path"])
+    assert response.status == 200
+    assert "mirror_kit_requests_total" in await response.text()

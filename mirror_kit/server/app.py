@@ -33,6 +33,7 @@ from ..protocol.constants import API_KEY_HEADER
 from ..protocol.encoding import encode
 from ..sources import SyntheticSource, TelemetrySource
 from . import auth
+from .metrics import setup_metrics
 from .requestlog import RequestLog
 from .settings import ServerSettings
 from .tally import LOG_INTERVAL_S, Tally
@@ -119,6 +120,7 @@ def create_app(
             app.router.add_post(prefix + path, _method_handler(request_type, source, settings))
         app.router.add_get(prefix + "/healthz", _healthz)
         app.router.add_get(prefix + "/openapi.json", _openapi)
+    setup_metrics(app)  # /metrics, /readyz and the request timing
     app.on_cleanup.append(_close_source)
     return app
 

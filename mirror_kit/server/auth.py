@@ -26,7 +26,7 @@ from ..protocol import RemoteMirrorError
 
 AUTH_HEADER = "X-Mirror-Auth"
 #: Paths served without the secret (at the root and under the token prefix).
-OPEN_PATHS = frozenset({"/healthz", "/openapi.json"})
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json"})
 #: The secret appears in a URL path, so it is limited to URL-unreserved characters.
 _SECRET_PATTERN = re.compile(r"[A-Za-z0-9._~-]{16,256}")
 

@@ -30,6 +30,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .. import telemetry
 from ..sources import StoreConfig, TelemetrySource
 from ..sources.stores import STORE_SETTINGS
 from .app import create_app
@@ -77,6 +78,7 @@ def gunicorn_options(
         "errorlog": "-",
         "loglevel": "info",
         "proc_name": "mirror-kit",
+        "child_exit": telemetry.process_exited,  # a dead worker's live gauges go
     }
 
 
@@ -97,10 +99,11 @@ def run(
     """
     options = gunicorn_options(settings, host, port, workers)
     application = _application(settings, options, banner, source_factory)
-    try:
-        application.run()
-    except SystemExit as done:
-        return int(done.code or 0)
+    with telemetry.across_processes():  # /metrics sums every worker's counts
+        try:
+            application.run()
+        except SystemExit as done:
+            return int(done.code or 0)
     return 0
 
 

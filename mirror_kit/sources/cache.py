@@ -40,6 +40,7 @@ from ..protocol import (
     FieldValuesQuery,
     MetricsQuery,
 )
+from ..telemetry import cache_eviction, cache_lookup
 from .base import ConnectionDetails, Points, PointWindow, TelemetrySource
 
 #: bytes a cached point costs (int64 timestamp + float64 value)
@@ -144,6 +145,7 @@ class PollCache(TelemetrySource):
             self._runs.move_to_end(key)
             return await self._extend(key, run, query, window, connection_details)
         self.stats.misses += 1
+        cache_lookup("miss")
         fetched = await self.inner.points(query, window, connection_details)
         if not fetched.truncated:
             self._keep(key, self._settled_run(window.start, window.end, fetched))
@@ -161,8 +163,10 @@ class PollCache(TelemetrySource):
         cached = run.inside(window.start, window.end)
         if window.end <= run.hi or len(cached) > window.max_points:
             self.stats.hits += 1
+            cache_lookup("hit")
             return _cut(cached, window.max_points)
         self.stats.partial_hits += 1
+        cache_lookup("partial_hit")
         budget = max(1, window.max_points - len(cached))
         tail = await self.inner.points(query, PointWindow(run.hi, window.end, budget), details)
         if not tail.truncated:
@@ -195,6 +199,7 @@ class PollCache(TelemetrySource):
             _, evicted = self._runs.popitem(last=False)
             self._bytes -= evicted.nbytes
             self.stats.evictions += 1
+            cache_eviction()
 
 
 def series_key(query: MetricsQuery, connection_details: ConnectionDetails) -> bytes:

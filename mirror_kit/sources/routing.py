@@ -38,6 +38,7 @@ from ..protocol import (
     MetricsQuery,
     RemoteMirrorError,
 )
+from ..telemetry import STORE
 from .base import ConnectionDetails, Points, PointWindow, TelemetrySource
 
 log = logging.getLogger(__name__)
@@ -123,12 +124,14 @@ class RoutingSource(TelemetrySource):
         if default not in stores:
             raise ValueError(f"the default store {default!r} is not among {sorted(stores)}")
         self.stores: dict[str, Store] = {}
+        self._names: dict[Store, str] = {}  # for the mirror's own metrics
         self._by_url: dict[str, str] = {}
         for name, store in stores.items():
             if not _NAME.match(name):
                 raise ValueError(f"store name {name!r}: letters, digits, '_', '.', '-' only")
             store = store if isinstance(store, Store) else FixedStore(store)
             self.stores[name] = store
+            self._names[store] = name
             if store.url is not None:
                 key = normal_url(store.url)
                 if key in self._by_url:
@@ -165,7 +168,9 @@ class RoutingSource(TelemetrySource):
 
     async def source_for(self, details: ConnectionDetails) -> TelemetrySource:
         """The source answering a request with these details."""
-        return await self.select(details).source(details)
+        store = self.select(details)
+        STORE.set(self._names[store])  # what the store's calls are counted under
+        return await store.source(details)
 
     def _named(self, name: Any) -> Store:
         store = self.stores.get(name) if isinstance(name, str) else None

@@ -54,6 +54,7 @@ import httpx
 import orjson
 
 from ...protocol import MetricStoreConnectionError, MirrorError, RemoteMirrorError
+from ...telemetry import store_call
 from ..redaction import status_line
 from .config import PrometheusConfig, QueryOptions
 
@@ -143,6 +144,7 @@ class PrometheusApi:
         if client is not None and loop is asyncio.get_running_loop():
             await client.aclose()
 
+    @store_call  # counted by store and outcome (mirror_kit/telemetry.py)
     async def get(
         self, path: str, params: Params = (), options: QueryOptions | None = None
     ) -> Answer:
