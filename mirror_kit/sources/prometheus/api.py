@@ -63,7 +63,8 @@ Params = Sequence[tuple[str, str]]
 T = TypeVar("T")
 #: Answers up to this size are decoded on the event loop (well under a millisecond).
 INLINE_DECODE_BYTES = 256 * 1024
-#: What the mirror asks for; it inflates these itself (bounded), and nothing else.
+#: What the mirror asks a far store for; it inflates these itself (bounded), and
+#: nothing else. A near one (``PrometheusConfig.compressed``) is asked for identity.
 ACCEPT_ENCODING = "gzip, deflate"
 _WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 _PROMETHEUS_ERROR_TYPES = frozenset(
@@ -116,7 +117,7 @@ class PrometheusApi:
             self._client = httpx.AsyncClient(
                 base_url=cfg.url,
                 auth=cfg.auth,
-                headers={**cfg.request_headers(), "Accept-Encoding": ACCEPT_ENCODING},
+                headers={**cfg.request_headers(), "Accept-Encoding": _encodings(cfg)},
                 timeout=cfg.timeout_s,
                 verify=cfg.verify_tls,
                 limits=httpx.Limits(
@@ -209,6 +210,10 @@ class PrometheusApi:
     def read(self, path: str, answer: Answer, shape: Callable[[Any], T] | None = None) -> T:
         """The checked ``data`` of an answer (``shape`` converts it); raises otherwise."""
         return read_answer(path, answer, self.config, shape)
+
+
+def _encodings(cfg: PrometheusConfig) -> str:
+    return ACCEPT_ENCODING if cfg.compressed else "identity"
 
 
 _DECODER: ProcessPoolExecutor | None = None

@@ -14,6 +14,7 @@ replaces them, raw and base64-encoded, wherever they could leak.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -48,6 +49,8 @@ OPERATOR_KEYS = (
     "maxAnswerBytes",
     "maxFieldValues",
     "maxConnections",
+    "aggregateInStore",
+    "compress",
 )
 _DURATION = re.compile(
     r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$"
@@ -120,6 +123,10 @@ class PrometheusConfig:
     max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES
     max_field_values: int = DEFAULT_MAX_FIELD_VALUES
     max_connections: int = DEFAULT_MAX_CONNECTIONS
+    #: let Prometheus compute aggregated windows where it gives the kit's numbers
+    aggregate_in_store: bool = True
+    #: ask for gzip answers; None: not from a loopback or private address
+    compress: bool | None = None
 
     def __post_init__(self) -> None:
         url = _parse_url(self.url)
@@ -159,6 +166,15 @@ class PrometheusConfig:
     @property
     def effective_rate_window_ms(self) -> int:
         return self.rate_window_ms if self.rate_window_ms is not None else 4 * self.step_ms
+
+    @property
+    def compressed(self) -> bool:
+        """Whether the mirror asks this store for gzip: by default not on loopback and
+        private networks, where inflating costs more than the bytes saved (a 30-day
+        page: 1.3 ms plain, 16.8 ms gzipped on the store's side)."""
+        if self.compress is not None:
+            return self.compress
+        return not near(httpx.URL(self.url).host)
 
     @property
     def shown_url(self) -> str:
@@ -276,6 +292,9 @@ class PrometheusConfig:
             options["nan_interpretation"] = nan
         options["hierarchical_values"] = _flag(declaration, "hierarchicalValues", False)
         options["verify_tls"] = _flag(declaration, "verifyTls", True)
+        options["aggregate_in_store"] = _flag(declaration, "aggregateInStore", True)
+        if "compress" in declaration:
+            options["compress"] = _flag(declaration, "compress", True)
         for key, name in _COUNTS:
             if key in declaration:
                 options[name] = int(_positive_number(declaration[key], key))
@@ -333,6 +352,18 @@ def declared_url(details: Mapping[str, Any]) -> str:
         raise _invalid("url", 'is required: the Prometheus base URL, e.g. "http://127.0.0.1:9090"')
     _parse_url(url.strip())
     return url.strip()
+
+
+def near(host: str) -> bool:
+    """Whether ``host`` is this machine or on a private network, by its address
+    (``localhost`` too); a name is not resolved here, so it counts as far."""
+    if host.lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return address.is_loopback or address.is_private or address.is_link_local
 
 
 def _timeout_s(details: Mapping[str, Any]) -> float | None:
