@@ -89,6 +89,8 @@ def _known_data() -> list[Series]:
     ]
     ratio = np.where(i % 4 == 0, np.nan, (i % 4).astype(np.float64))
     out.append(Series("queue_ratio", "gauge", {"host": "a-host"}, ratio))
+    dip = np.where(i % 5 == 0, np.nan, -1.0 - (i % 5))
+    out.append(Series("dip_gauge", "gauge", {"host": "a-host"}, dip))
     out += [
         Series("app_latency_seconds", "gauge", {"host": "a-host", "app": app}, np.full(SAMPLES, v))
         for app, v in APPS.items()

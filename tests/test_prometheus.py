@@ -763,22 +763,26 @@ async def test_windows_past_the_data_are_empty_or_zero(
     np.testing.assert_allclose(got.values, values, rtol=1e-12)
 
 
+@pytest.mark.parametrize("metric", ["queue_ratio", "dip_gauge"])
 @pytest.mark.parametrize("nan", ["ZERO", "DROP"])
 @pytest.mark.parametrize("method", ["MEAN", "MAX", "MIN", "EVENT_COUNT", "PERCENTILE_50"])
 async def test_nan_samples_keep_the_kits_nan_rule(
-    source: PrometheusSource, local: PrometheusSource, nan: str, method: str
+    source: PrometheusSource, local: PrometheusSource, metric: str, nan: str, method: str
 ) -> None:
-    """queue_ratio has a NaN every fourth sample: the store's aggregate would count it
-    (or propagate it); the answer is the local one, with NaN as 0 or dropped."""
+    """queue_ratio (positive) has a NaN every fourth sample, dip_gauge (negative) every
+    fifth: the store's aggregate would count, skip or propagate them; the answer is the
+    local one, with NaN as 0 or dropped."""
     details = {"nanInterpretation": nan}
-    conditions = {"__name__": "queue_ratio"}
+    conditions = {"__name__": metric}
     sent = spy_queries(source)
     pushed = await windows_of(source, conditions, method, 60_000, details=details)
     before = await windows_of(local, conditions, method, 60_000, details=details)
     assert any("_over_time(" in q for q in sent) and len(before.starts) == 120
     assert pushed.starts.tolist() == before.starts.tolist()
-    np.testing.assert_array_equal(pushed.values, before.values)
-    if method == "EVENT_COUNT":
+    np.testing.assert_allclose(pushed.values, before.values, rtol=1e-12)
+    if method == "MAX" and nan == "ZERO" and metric == "dip_gauge":
+        assert set(before.values.tolist()) == {0.0}  # NaN as 0 is every window's max
+    if method == "EVENT_COUNT" and metric == "queue_ratio":
         assert set(before.values.tolist()) == ({6.0} if nan == "ZERO" else {4.0, 5.0})
 
 
@@ -838,7 +842,7 @@ def test_the_range_follows_the_stores_version(version: Any, range_ms: int | None
     ends = pushdown.range_ends({"version": version})
     assert (None if ends is None else ends.range_ms(60_000)) == range_ms
     if ends is not None:
-        expression = pushdown.over_time('{__name__="x"}', AggregationMethod.MAX, 60_000, ends)
+        expression = pushdown.over_time('{__name__="x"}', AggregationMethod.MIN, 60_000, ends, True)
         assert f"[{range_ms}ms]" in expression and "+ 0 * sum_over_time(" in expression
 
 

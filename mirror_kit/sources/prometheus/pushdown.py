@@ -20,8 +20,11 @@ The values must be those ``mirror_kit.service`` computes from the raw points, so
   aggregate over NaN or ±Inf samples is not. Where a non-finite sample changes the
   answer without showing, the query carries a guard, ``+ 0 * sum_over_time(...)``,
   which makes the window's value NaN; any non-finite window sends the whole query
-  back to local aggregation. MEAN and SUM need no guard: one non-finite sample
-  already makes ``avg``/``sum_over_time`` non-finite;
+  back to local aggregation (``exact``). No guard is needed where the value shows
+  it itself: MEAN and SUM (one non-finite sample makes them non-finite), MAX (which
+  skips NaN and -Inf as the kit drops them, and shows +Inf; with NaN as 0 a NaN can
+  only matter to a negative maximum, which is then aggregated locally) and MIN with
+  NaN dropped (the same, mirrored);
 * percentiles: ``quantile_over_time(φ)`` interpolates between the order statistics
   around ``φ·(n-1)``, numpy's "linear" (Hyndman & Fan 7), the kit's definition
   (the two formulas round differently: they agree to a few ulp).
@@ -32,6 +35,8 @@ from __future__ import annotations
 import re
 from enum import Enum
 from typing import Any
+
+import numpy as np
 
 from ...protocol import AggregationMethod
 
@@ -44,9 +49,14 @@ _OVER_TIME = {
     AggregationMethod.EVENT_COUNT: "count_over_time",
     AggregationMethod.EVENT_COUNT_NO_ZEROS: "count_over_time",
 }
-#: Methods whose store value is non-finite whenever a sample of the window is.
-_SHOWS_NON_FINITE = frozenset(
-    {AggregationMethod.MEAN, AggregationMethod.SUM, AggregationMethod.SUM_NO_ZEROS}
+#: Methods whose store value shows every non-finite sample that would change it.
+_UNGUARDED = frozenset(
+    {
+        AggregationMethod.MEAN,
+        AggregationMethod.SUM,
+        AggregationMethod.SUM_NO_ZEROS,
+        AggregationMethod.MAX,
+    }
 )
 _VERSION = re.compile(r"^v?(\d+)\.(\d+)")
 
@@ -73,9 +83,27 @@ def range_ends(buildinfo: Any) -> RangeEnds | None:
     return {2: RangeEnds.CLOSED, 3: RangeEnds.LEFT_OPEN}.get(major)
 
 
-def over_time(selector: str, method: AggregationMethod, size: int, ends: RangeEnds) -> str:
+def guarded(method: AggregationMethod, nan_as_zero: bool) -> bool:
+    """Whether the method's store value needs the guard to show non-finite samples."""
+    if method is AggregationMethod.MIN:
+        return nan_as_zero
+    return method not in _UNGUARDED
+
+
+def exact(values: np.ndarray, method: AggregationMethod, nan_as_zero: bool) -> bool:
+    """Whether the store's window values are the kit's (else: aggregate locally)."""
+    if not np.isfinite(values).all():
+        return False
+    if method is AggregationMethod.MAX and nan_as_zero:
+        return bool((values >= 0).all())  # a NaN served as 0 cannot raise these
+    return True
+
+
+def over_time(
+    selector: str, method: AggregationMethod, size: int, ends: RangeEnds, nan_as_zero: bool
+) -> str:
     """The PromQL giving, at ``s + size - 1``, the method's value over ``[s, s + size)``
-    (NaN where a non-finite sample would make it differ from the kit's)."""
+    (non-finite where a non-finite sample would make it differ from the kit's)."""
     if size < 2:
         raise ValueError("a window of 1 ms is a raw point: nothing to aggregate")
     ranged = f"{selector}[{ends.range_ms(size)}ms]"
@@ -84,6 +112,6 @@ def over_time(selector: str, method: AggregationMethod, size: int, ends: RangeEn
         value = f"quantile_over_time({percentile / 100!r}, {ranged})"
     else:
         value = f"{_OVER_TIME[method]}({ranged})"
-    if method in _SHOWS_NON_FINITE:
+    if not guarded(method, nan_as_zero):
         return value
     return f"{value} + 0 * sum_over_time({ranged})"

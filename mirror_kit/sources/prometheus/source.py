@@ -209,7 +209,8 @@ class PrometheusSource(TelemetrySource):
         ends = await self._range_ends(options)
         if ends is None:
             return None
-        expression = pushdown.over_time(plan.selector, span.method, span.size, ends)
+        zero = options.nan_interpretation is NanInterpretation.ZERO
+        expression = pushdown.over_time(plan.selector, span.method, span.size, ends, zero)
         grid = Grid(span.first + span.size - 1, span.end - 1, span.size)
         try:
             pages = await self._pages(expression, grid, options)
@@ -224,7 +225,7 @@ class PrometheusSource(TelemetrySource):
             await self._raise_if_missing(plan, options)
             return Points.empty()
         ends_ms, values = _joined(pages)
-        if not np.isfinite(values).all():
+        if not pushdown.exact(values, span.method, zero):
             return None  # a NaN or infinite sample: the kit's NaN rule applies, locally
         if np.any((ends_ms - grid.first) % span.size):
             raise garbage("/api/v1/query_range", "a value off the evaluation grid")
