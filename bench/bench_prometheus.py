@@ -125,19 +125,22 @@ async def timed_load(
         async def worker() -> None:
             for _ in queue:
                 began = time.perf_counter()
-                last[0] = await ask(client)
-                latencies.append((time.perf_counter() - began) * 1000)
+                answer = await ask(client)
+                if answer is not None:  # an error answer is counted apart, untimed
+                    last[0] = answer
+                    latencies.append((time.perf_counter() - began) * 1000)
 
         await asyncio.gather(*(worker() for _ in range(connections)))
     return latencies, last[0]
 
 
 def mirror_ask(body: bytes) -> Callable[[httpx.AsyncClient], Any]:
-    async def ask(client: httpx.AsyncClient) -> np.ndarray:
+    async def ask(client: httpx.AsyncClient) -> np.ndarray | None:
         response = await client.post(
             "/api/metric", content=body, headers={"X-Mirror-Api-Key": API_KEY}
         )
-        response.raise_for_status()
+        if response.status_code != 200:  # e.g. 504: past the mirror's 12 s timeout
+            return None
         points = orjson.loads(response.content)["telemetry"]["points"]
         return np.asarray(points, dtype=np.float64).reshape(-1, 3 if len(points[0]) == 3 else 2)
 
@@ -161,11 +164,15 @@ def floor_ask(expression: str, start: int, end: int, step: int) -> Callable[...,
     return ask
 
 
-def line(name: str, latencies: list[float], floor_p50: float | None) -> str:
+def line(name: str, latencies: list[float], requests: int, floor_p50: float | None) -> str:
+    if not latencies:
+        return f"    {name:12s} every request failed"
     p50 = statistics.median(latencies)
     p99 = float(np.percentile(latencies, 99))
     ratio = f"{p50 / floor_p50:6.2f}x" if floor_p50 else "       "
-    return f"    {name:12s} p50 {p50:8.1f} ms  p99 {p99:8.1f} ms  {ratio}"
+    failed = requests - len(latencies)
+    errors = f"  {failed} of {requests} failed" if failed else ""
+    return f"    {name:12s} p50 {p50:8.1f} ms  p99 {p99:8.1f} ms  {ratio}{errors}"
 
 
 async def queries(
@@ -186,12 +193,15 @@ async def queries(
             else:
                 floor = floor_ask(floor_expression, lo + HOUR_MS - 1, hi - 1, HOUR_MS)
             floor_ms, floor_values = await timed_load(floor, prometheus_url, connections, requests)
-            print(line("floor", floor_ms, None))
+            print(line("floor", floor_ms, requests, None))
             floor_p50 = statistics.median(floor_ms)
             for store, mirror in mirrors.items():
                 body = metric_body(lo, hi, method, {"__name__": METRIC, "host": "a-host"})
                 took, points = await timed_load(mirror_ask(body), mirror.url, connections, requests)
-                print(line(f"kit, {store}" if store != "kit" else "kit", took, floor_p50))
+                name = f"kit, {store}" if store != "kit" else "kit"
+                print(line(name, took, requests, floor_p50))
+                if points is None:
+                    continue  # nothing answered: nothing to compare
                 same = len(points) == len(floor_values) and np.allclose(
                     points[:, 0], floor_values, rtol=1e-12, atol=1e-9
                 )
