@@ -98,8 +98,9 @@ MIRRORS = {
 
 
 def stores_file(directory: Path, url: str, name: str) -> Path:
-    """The store declaration of mirror ``name``: Prometheus, ``step`` 10 s, its options."""
-    store = {"kind": "prometheus", "url": url, "step": "10s", **MIRRORS[name]}
+    """The store declaration of mirror ``name``: Prometheus on loopback, so plain
+    answers (``compress = false``), ``step`` 10 s, the mirror's options."""
+    store = {"kind": "prometheus", "url": url, "step": "10s", "compress": False, **MIRRORS[name]}
     path = directory / f"stores-{name}.json"
     path.write_text(json.dumps({"default": "p", "stores": {"p": store}}))
     return path

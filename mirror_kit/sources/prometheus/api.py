@@ -63,8 +63,10 @@ Params = Sequence[tuple[str, str]]
 T = TypeVar("T")
 #: Answers up to this size are decoded on the event loop (well under a millisecond).
 INLINE_DECODE_BYTES = 256 * 1024
-#: What the mirror asks a far store for; it inflates these itself (bounded), and
-#: nothing else. A near one (``PrometheusConfig.compressed``) is asked for identity.
+#: What the mirror asks for; it inflates these itself (bounded), and nothing else.
+#: A store declared ``compress = false`` is asked for identity: on loopback or a LAN
+#: gzip costs more than the bytes it saves (one 30-day page: 1.3 ms plain, 16.8 ms
+#: gzipped on Prometheus' side).
 ACCEPT_ENCODING = "gzip, deflate"
 _WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 _PROMETHEUS_ERROR_TYPES = frozenset(
@@ -213,7 +215,7 @@ class PrometheusApi:
 
 
 def _encodings(cfg: PrometheusConfig) -> str:
-    return ACCEPT_ENCODING if cfg.compressed else "identity"
+    return ACCEPT_ENCODING if cfg.compress else "identity"
 
 
 _DECODER: ProcessPoolExecutor | None = None
