@@ -35,7 +35,7 @@ from .protocol import (
     TestConnectionRequest,
     TestConnectionResponse,
 )
-from .sources import ConnectionDetails, Points, PointWindow, TelemetrySource
+from .sources import ConnectionDetails, Points, PointWindow, TelemetrySource, WindowSpan
 from .telemetry import counted_answer
 
 T = TypeVar("T")
@@ -160,8 +160,32 @@ async def _metrics(
     first, stop = EdgeBuckets.from_details(details).windows(q.start_time, end, size)
     # Points of the answered windows only, and never outside the range.
     lo, hi = max(q.start_time, first), min(end, max(first, stop - 1 + size))
+    cap = limits.answer_cap(q.limit)
+    if lo == first and hi > lo and (hi - lo) % size == 0:  # whole windows: the store may
+        span = WindowSpan(first, (hi - lo) // size, size, q.aggregation.method)
+        pushed = await _pushed(q, source, span, cap, details)
+        if pushed is not None:
+            return pushed
     points = await _fetch(q, lo, max(lo, hi), source, limits.max_points, details)
-    return _aggregated(q, points, first, stop, limits.answer_cap(q.limit))
+    return _aggregated(q, points, first, stop, cap)
+
+
+async def _pushed(
+    q: MetricsQuery,
+    source: TelemetrySource,
+    span: WindowSpan,
+    cap: int,
+    details: ConnectionDetails,
+) -> AggregatedMetricTelemetry | None:
+    """The windows as the store aggregates them (``TelemetrySource.windows``), at most
+    one more than the answer carries; None when the store leaves it to the service."""
+    asked = WindowSpan(span.first, min(span.count, cap + 1), span.size, span.method)
+    windows = await source.windows(q, asked, details)
+    if windows is None:
+        return None
+    finite = np.isfinite(windows.values)
+    buckets = Buckets(windows.timestamps[finite], windows.values[finite])
+    return _answered(q, buckets, asked.count < span.count, span.first, asked.end, cap)
 
 
 async def _fetch(
@@ -200,6 +224,16 @@ def _aggregated(
             )
         stop = int(buckets.starts[-1])
         buckets = Buckets(buckets.starts[:-1], buckets.values[:-1])
+    return _answered(q, buckets, partial, first, stop, cap)
+
+
+def _answered(
+    q: MetricsQuery, buckets: Buckets, partial: bool, first: int, stop: int, cap: int
+) -> AggregatedMetricTelemetry:
+    """Windows starting in ``[first, stop)``, the empty ones zero-filled where the
+    method says so, cut at ``cap``."""
+    assert q.aggregation is not None
+    size, method = q.aggregation.bucket_size_millis, q.aggregation.method
     if method.zero_filled:
         buckets = zero_fill(buckets, first, stop, size, cap + 1)  # one more: is it cut?
     starts, values = buckets.starts, buckets.values

@@ -46,9 +46,13 @@ class Series:
     values: np.ndarray
     start_ms: int = BASE_MS
     step_ms: int = STEP_MS
+    #: timestamps off the regular grid, when given (ascending, one per value)
+    at_ms: tuple[int, ...] | None = None
 
     @property
     def timestamps(self) -> np.ndarray:
+        if self.at_ms is not None:
+            return np.asarray(self.at_ms, dtype=np.int64)
         return self.start_ms + self.step_ms * np.arange(len(self.values), dtype=np.int64)
 
 
@@ -85,12 +89,21 @@ def _known_data() -> list[Series]:
     ]
     ratio = np.where(i % 4 == 0, np.nan, (i % 4).astype(np.float64))
     out.append(Series("queue_ratio", "gauge", {"host": "a-host"}, ratio))
+    dip = np.where(i % 5 == 0, np.nan, -1.0 - (i % 5))
+    out.append(Series("dip_gauge", "gauge", {"host": "a-host"}, dip))
     out += [
         Series("app_latency_seconds", "gauge", {"host": "a-host", "app": app}, np.full(SAMPLES, v))
         for app, v in APPS.items()
     ]
     # A label value PromQL must quote and a regex must escape: \\, ", . and +.
     out.append(Series("odd_gauge", "gauge", {"host": "a-host", "path": ODD_PATH}, i * 1.0))
+    # Samples on the first and the last millisecond of every minute: a window's range
+    # one millisecond too long or too short shows.
+    minutes = BASE_MS + 60_000 * np.arange(SAMPLES // 6, dtype=np.int64)
+    edges = np.column_stack((minutes, minutes + 59_999)).ravel()
+    values = np.column_stack((1000.0 + np.arange(len(minutes)), np.arange(len(minutes))))
+    out.append(Series("edge_gauge", "gauge", {"host": "a-host"}, values.ravel(),
+                      at_ms=tuple(int(t) for t in edges)))  # fmt: skip
     return out
 
 

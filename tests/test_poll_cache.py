@@ -16,6 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mirror_kit.protocol import (
+    AggregationMethod,
     EqualityCondition,
     FieldDescriptor,
     FieldNamesQuery,
@@ -26,7 +27,7 @@ from mirror_kit.protocol import (
     MetricsQuery,
     StringValue,
 )
-from mirror_kit.sources import ConnectionDetails, Points, PointWindow, TelemetrySource
+from mirror_kit.sources import ConnectionDetails, Points, PointWindow, TelemetrySource, WindowSpan
 from mirror_kit.sources.cache import PollCache, series_key
 
 STEP = 15_000
@@ -48,6 +49,8 @@ class LiveStore(TelemetrySource):
     def __init__(self, clock: Clock, lag_ms: int = 60_000) -> None:
         self.clock, self.lag_ms = clock, lag_ms
         self.asked: list[tuple[int, int, int]] = []
+        self.asked_windows: list[tuple[int, int]] = []
+        self.leave_to_service = False
         self.revision = 0
         self.fail = False
 
@@ -79,6 +82,22 @@ class LiveStore(TelemetrySource):
         v = np.where(recent, v + self.revision, v)
         truncated = len(t) > window.max_points
         return Points(t[: window.max_points], v[: window.max_points], truncated)
+
+    async def windows(
+        self, query: MetricsQuery, span: WindowSpan, connection_details: ConnectionDetails
+    ) -> Points | None:
+        """The mean of each window with points (as a store aggregating itself would)."""
+        self.asked_windows.append((span.first, span.end))
+        if self.fail:
+            raise MetricNotFoundError("x", "gone")
+        if self.leave_to_service:
+            return None
+        points = await self.points(query, PointWindow(span.first, span.end, 10**9), {})
+        self.asked.pop()
+        ids = (points.timestamps - span.first) // span.size
+        starts = span.first + span.size * np.unique(ids)
+        means = [points.values[ids == i].mean() for i in np.unique(ids)]
+        return Points(starts, np.asarray(means, dtype=np.float64))
 
 
 def query(host: str = "a-host") -> MetricsQuery:
@@ -209,3 +228,81 @@ async def test_the_cut_is_the_stores_cut_at_the_cached_edge(
     window = PointWindow(T0, T0 + length_min * MINUTE, max_points)
     got = await cache.points(query(), window, {})
     assert same(got, await reference.points(query(), window, {}))
+
+
+def span(end: int, minutes: int = 60, size: int = MINUTE) -> WindowSpan:
+    """The whole windows of the ``minutes`` before ``end`` (as the service asks them)."""
+    last = end // size * size
+    return WindowSpan(last - minutes * MINUTE, minutes * MINUTE // size, size,
+                      AggregationMethod.MEAN)  # fmt: skip
+
+
+async def test_sliding_polls_of_windows_ask_the_store_only_for_new_windows() -> None:
+    clock = Clock(T0 + 60 * MINUTE + 7_000)
+    store, reference = LiveStore(clock), LiveStore(clock)
+    cache = PollCache(store, settle_ms=2 * MINUTE, clock=clock)
+    for poll in range(10):
+        store.revision = reference.revision = poll  # recent windows change every poll
+        asked = span(clock.now_ms)
+        got = await cache.windows(query(), asked, {})
+        want = await reference.windows(query(), asked, {})
+        assert got is not None and want is not None and same(got, want)
+        clock.now_ms += MINUTE
+    assert cache.stats.misses == 1 and cache.stats.partial_hits == 9
+    # later polls ask from the settled edge on, whole windows only
+    tails = store.asked_windows[1:]
+    assert all(end - start <= 3 * MINUTE and start % MINUTE == 0 for start, end in tails), tails
+
+
+async def test_windows_and_points_and_methods_are_kept_apart() -> None:
+    clock = Clock(T0 + 10 * 60 * MINUTE)
+    store = LiveStore(clock)
+    cache = PollCache(store, clock=clock)
+    mean = span(T0 + 60 * MINUTE)
+    maxed = WindowSpan(mean.first, mean.count, mean.size, AggregationMethod.MAX)
+    five = span(T0 + 60 * MINUTE, size=5 * MINUTE)
+    for asked in (mean, maxed, five, mean):
+        await cache.windows(query(), asked, {})
+    await cache.points(query(), PointWindow(mean.first, mean.end, 10_000), {})
+    assert len(store.asked_windows) == 3 and len(store.asked) == 1
+    assert cache.stats.hits == 1
+
+
+async def test_windows_left_to_the_service_are_left_to_it() -> None:
+    clock = Clock(T0 + 10 * 60 * MINUTE)
+    store = LiveStore(clock)
+    store.leave_to_service = True
+    cache = PollCache(store, clock=clock)
+    assert await cache.windows(query(), span(T0 + 60 * MINUTE), {}) is None
+    assert cache.nbytes == 0
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 40),  # minutes the clock moves before the query
+            st.integers(0, 90),  # window end, minutes before now
+            st.integers(1, 90),  # windows
+            st.sampled_from([MINUTE, 5 * MINUTE]),
+            st.integers(0, 3),  # revision of recent points
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+async def test_any_sequence_of_window_queries_gets_the_stores_own_answers(
+    steps: list[tuple[int, int, int, int, int]],
+) -> None:
+    clock = Clock(T0 + 200 * MINUTE)
+    store, reference = LiveStore(clock), LiveStore(clock)
+    cache = PollCache(store, budget_bytes=20_000, settle_ms=2 * MINUTE, clock=clock)
+    for move, back, count, size, revision in steps:
+        clock.now_ms += move * MINUTE + 7_000
+        store.revision = reference.revision = revision
+        end = (clock.now_ms - back * MINUTE) // size * size
+        asked = WindowSpan(end - count * size, count, size, AggregationMethod.MEAN)
+        got = await cache.windows(query(), asked, {})
+        want = await reference.windows(query(), asked, {})
+        assert got is not None and want is not None and same(got, want), asked
+        assert cache.nbytes <= 20_000

@@ -26,6 +26,8 @@ from prometheus_fixture import (
 from mirror_kit import MirrorClient, start_mirror
 from mirror_kit.client import build_conditions
 from mirror_kit.protocol import (
+    Aggregation,
+    AggregationMethod,
     CompleteValue,
     FieldDescriptor,
     FieldNamesQuery,
@@ -33,6 +35,7 @@ from mirror_kit.protocol import (
     FieldValuesQuery,
     MetricNotFoundError,
     MetricsQuery,
+    MetricsRequest,
     MetricStoreConnectionError,
     RemoteMirrorError,
     TestConnectionRequest,
@@ -594,7 +597,7 @@ def test_the_poll_cache_answers_sliding_polls_as_prometheus_does_with_fewer_quer
 ) -> None:
     """Ten one-minute polls of an hour, as StackState polls a live stream, twice over
     (a second stream on the same series): the same answers with and without the cache,
-    and the cached mirror asks Prometheus once per new minute at most."""
+    and the cached mirror asks Prometheus once per method and new minute at most."""
     declared = {"url": prometheus.url, "step": "10s"}
     answers: dict[int, list[Any]] = {}
     calls: dict[int, float] = {}
@@ -619,6 +622,261 @@ def test_the_poll_cache_answers_sliding_polls_as_prometheus_does_with_fewer_quer
         answers[budget] = got
     assert answers[1 << 20] == answers[0]
     assert calls[0] == 2 * 10 * 3
-    # one fetch of the first window, then nothing: data three days old is settled, and
-    # every later window is whole minutes inside what was fetched or one minute more
-    assert calls[1 << 20] <= 10, calls
+    # Prometheus aggregates each method itself: per method one fetch of the first
+    # window, then one of the new minute per poll (data three days old is settled);
+    # the second stream, 7 s later, is answered from memory alone
+    assert calls[1 << 20] <= 10 * 3, calls
+
+
+# --- Aggregation in the store --------------------------------------------------------
+
+METHODS = [m.value for m in AggregationMethod]
+
+
+def spy_queries(source: PrometheusSource) -> list[str]:
+    """The PromQL of every query_range the source sends from now on."""
+    sent: list[str] = []
+    get = source.api.get
+
+    async def recording(path: str, params: Any = (), options: Any = None) -> Any:
+        if path == "/api/v1/query_range":
+            sent.append(dict(params)["query"])
+        return await get(path, params, options)
+
+    source.api.get = recording  # type: ignore[method-assign]
+    return sent
+
+
+async def windows_of(
+    source: Any,
+    conditions: Mapping[str, Any],
+    method: str,
+    size: int,
+    start: int = BASE_MS,
+    end: int = END_MS,
+    details: Mapping[str, Any] | None = None,
+    limits: Limits | None = None,
+) -> Any:
+    """The aggregated telemetry the service answers from ``source``."""
+    aggregation = Aggregation(AggregationMethod(method), size)
+    query = MetricsQuery(start, end, build_conditions(conditions, {}), aggregation=aggregation)
+    response = await answer(MetricsRequest(query, dict(details or {})), source, limits or Limits())
+    return response.telemetry
+
+
+def numpy_windows(
+    series: Any, method: str, size: int, start: int, end: int
+) -> tuple[list[int], list[float]]:
+    """Independent maths: the method over the samples of each whole window of the range
+    (``[s, s + size)``), empty windows 0 for SUM and EVENT_COUNT and absent otherwise."""
+    stamps, values = series.timestamps, np.nan_to_num(series.values)
+    first = -(-start // size) * size
+    starts, out = [], []
+    for s in range(first, end - size + 1, size):
+        inside = values[(stamps >= s) & (stamps < s + size)]
+        m = AggregationMethod(method)
+        if len(inside) == 0:
+            if m.zero_filled:
+                starts.append(s)
+                out.append(0.0)
+            continue
+        if m.percentile is not None:
+            value = float(np.percentile(inside, m.percentile))
+        elif m.value.startswith("EVENT_COUNT"):
+            value = float(len(inside))
+        elif m.value.startswith("SUM"):
+            value = float(np.sum(inside))
+        else:
+            value = float({"MEAN": np.mean, "MAX": np.max, "MIN": np.min}[m.value](inside))
+        starts.append(s)
+        out.append(value)
+    return starts, out
+
+
+@pytest.fixture
+async def local(prometheus: PrometheusServer) -> AsyncIterator[PrometheusSource]:
+    """The same store, aggregating locally from raw points, as before #16."""
+    built = PrometheusSource.from_declaration(
+        {"url": prometheus.url, "step": "10s", "aggregateInStore": False}
+    )
+    yield built
+    await built.aclose()
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize(
+    "size",
+    [
+        60_000,  # six samples a window, one exactly on each boundary
+        25_000,  # 2 or 3 samples: windows cut the 10 s grid unevenly
+        7 * 60_000,
+        HOUR_MS,
+    ],
+)
+async def test_aggregation_in_the_store_is_numpy_on_the_samples(
+    source: PrometheusSource, local: PrometheusSource, method: str, size: int
+) -> None:
+    """Prometheus computes each window over exactly [s, s + size): checked against
+    numpy on the backfilled samples and against the local aggregation of raw points."""
+    b_host = {**TEMPERATURE, "host": "b-host"}
+    start, end = BASE_MS - 35_000, END_MS  # cut windows at the start, empty ones before data
+    sent = spy_queries(source)
+    pushed = await windows_of(source, b_host, method, size, start, end)
+    assert len(sent) == 1 and "_over_time(" in sent[0], sent  # computed by Prometheus
+    starts, values = numpy_windows(known("node_temperature_celsius", host="b-host"),
+                                   method, size, start, end)  # fmt: skip
+    assert pushed.starts.tolist() == starts
+    np.testing.assert_allclose(pushed.values, values, rtol=1e-12, atol=1e-12)
+    before = await windows_of(local, b_host, method, size, start, end)
+    assert before.starts.tolist() == starts and not before.is_partial and not pushed.is_partial
+    np.testing.assert_allclose(pushed.values, before.values, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", ["EVENT_COUNT", "MAX", "MIN"])
+async def test_samples_on_the_first_and_last_millisecond_belong_to_their_window(
+    source: PrometheusSource, method: str
+) -> None:
+    """edge_gauge has samples at s and s + 59,999 ms of every minute s: each window holds
+    exactly those two (a range 1 ms longer would take the previous window's last)."""
+    series = known("edge_gauge")
+    got = await windows_of(source, {"__name__": "edge_gauge"}, method, 60_000)
+    starts, values = numpy_windows(series, method, 60_000, BASE_MS, END_MS)
+    assert got.starts.tolist() == starts and len(starts) == 120
+    np.testing.assert_array_equal(got.values, values)
+    if method == "EVENT_COUNT":
+        assert set(values) == {2.0}
+
+
+@pytest.mark.parametrize("method", ["EVENT_COUNT", "SUM", "MEAN", "MAX"])
+async def test_windows_past_the_data_are_empty_or_zero(
+    source: PrometheusSource, method: str
+) -> None:
+    """Past the last sample Prometheus has no data: SUM and EVENT_COUNT windows are 0,
+    the other methods give none (the raw grid would repeat the last sample for 5 min)."""
+    start, end = END_MS - 10 * 60_000, END_MS + 10 * 60_000
+    series = known("node_temperature_celsius", host="a-host")
+    got = await windows_of(source, {**TEMPERATURE, "host": "a-host"}, method, 60_000, start, end)
+    starts, values = numpy_windows(series, method, 60_000, start, end)
+    assert got.starts.tolist() == starts and len(starts) == (
+        20 if method in ("SUM", "EVENT_COUNT") else 10
+    )
+    np.testing.assert_allclose(got.values, values, rtol=1e-12)
+
+
+@pytest.mark.parametrize("metric", ["queue_ratio", "dip_gauge"])
+@pytest.mark.parametrize("nan", ["ZERO", "DROP"])
+@pytest.mark.parametrize("method", ["MEAN", "MAX", "MIN", "EVENT_COUNT", "PERCENTILE_50"])
+async def test_nan_samples_keep_the_kits_nan_rule(
+    source: PrometheusSource, local: PrometheusSource, metric: str, nan: str, method: str
+) -> None:
+    """queue_ratio (positive) has a NaN every fourth sample, dip_gauge (negative) every
+    fifth: the store's aggregate would count, skip or propagate them; the answer is the
+    local one, with NaN as 0 or dropped."""
+    details = {"nanInterpretation": nan}
+    conditions = {"__name__": metric}
+    sent = spy_queries(source)
+    pushed = await windows_of(source, conditions, method, 60_000, details=details)
+    before = await windows_of(local, conditions, method, 60_000, details=details)
+    assert any("_over_time(" in q for q in sent) and len(before.starts) == 120
+    assert pushed.starts.tolist() == before.starts.tolist()
+    np.testing.assert_allclose(pushed.values, before.values, rtol=1e-12)
+    if method == "MAX" and nan == "ZERO" and metric == "dip_gauge":
+        assert set(before.values.tolist()) == {0.0}  # NaN as 0 is every window's max
+    if method == "EVENT_COUNT" and metric == "queue_ratio":
+        assert set(before.values.tolist()) == ({6.0} if nan == "ZERO" else {4.0, 5.0})
+
+
+async def test_counters_and_expressions_are_aggregated_locally(
+    source: PrometheusSource, local: PrometheusSource
+) -> None:
+    """A counter's rate and a ~ expression are grid values: not pushed down."""
+    sent = spy_queries(source)
+    for conditions in (
+        {"__counter__": "http_requests_total", "host": "a-host"},
+        {"~": 'node_temperature_celsius{host="a-host"} * 2'},
+    ):
+        pushed = await windows_of(source, conditions, "MEAN", 60_000)
+        before = await windows_of(local, conditions, "MEAN", 60_000)
+        np.testing.assert_array_equal(pushed.values, before.values)
+        assert len(pushed.values) == 120
+    assert not any("_over_time(" in q for q in sent), sent
+
+
+async def test_several_series_and_unknown_metrics_keep_their_errors(
+    source: PrometheusSource,
+) -> None:
+    with pytest.raises(RemoteMirrorError, match="3 series"):
+        await windows_of(source, TEMPERATURE, "MAX", HOUR_MS)
+    with pytest.raises(MetricNotFoundError, match="no_such_metric"):
+        await windows_of(source, {"__name__": "no_such_metric"}, "MAX", HOUR_MS)
+    before = await windows_of(
+        source, {**TEMPERATURE, "host": "a-host"}, "MAX", HOUR_MS, BASE_MS - 5 * HOUR_MS, BASE_MS
+    )
+    assert len(before.starts) == 0 and not before.is_partial
+
+
+async def test_the_answer_cap_cuts_windows_asked_of_the_store(source: PrometheusSource) -> None:
+    """At most cap + 1 windows are asked (one more: is the answer cut?)."""
+    sent = spy_queries(source)
+    got = await windows_of(
+        source,
+        {**TEMPERATURE, "host": "a-host"},
+        "SUM",
+        60_000,
+        limits=Limits(max_answer_points=50),
+    )
+    assert len(got.starts) == 50 and got.is_partial
+    assert got.starts[0] == BASE_MS and got.starts[-1] == BASE_MS + 49 * 60_000
+    assert len(sent) == 1
+
+
+@pytest.mark.parametrize(
+    ("version", "range_ms"),
+    [("2.42.0+ds", 59_999), ("v2.53.1", 59_999), ("3.1.0", 60_000), ("0.32.0", None), (7, None)],
+)
+def test_the_range_follows_the_stores_version(version: Any, range_ms: int | None) -> None:
+    """Prometheus 2 closes [t - d, t] at both ends, 3 opens it on the left; another
+    product (Thanos 0.x, say) is not asked to aggregate."""
+    from mirror_kit.sources.prometheus import pushdown
+
+    ends = pushdown.range_ends({"version": version})
+    assert (None if ends is None else ends.range_ms(60_000)) == range_ms
+    if ends is not None:
+        expression = pushdown.over_time('{__name__="x"}', AggregationMethod.MIN, 60_000, ends, True)
+        assert f"[{range_ms}ms]" in expression and "+ 0 * sum_over_time(" in expression
+
+
+async def test_a_store_without_buildinfo_aggregates_locally(
+    source: PrometheusSource, local: PrometheusSource
+) -> None:
+    sent = spy_queries(source)
+    source._ends = None  # what a 404 from /api/v1/status/buildinfo leaves
+    got = await windows_of(source, {**TEMPERATURE, "host": "c-host"}, "MEAN", HOUR_MS)
+    before = await windows_of(local, {**TEMPERATURE, "host": "c-host"}, "MEAN", HOUR_MS)
+    np.testing.assert_array_equal(got.values, before.values)
+    assert not any("_over_time(" in q for q in sent)
+
+
+@pytest.mark.parametrize(
+    ("url", "declared", "gzip"),
+    [
+        ("http://127.0.0.1:9090", None, True),  # gzip unless declared otherwise
+        ("http://127.0.0.1:9090", False, False),  # the operator decides
+        ("https://prometheus.example.com", True, True),
+    ],
+)
+async def test_answers_are_compressed_unless_declared_otherwise(
+    url: str, declared: bool | None, gzip: bool
+) -> None:
+    declaration: dict[str, Any] = {"url": url}
+    if declared is not None:
+        declaration["compress"] = declared
+    store = PrometheusSource.from_declaration(declaration)
+    assert store.config.compress is gzip
+    asked = store.api._http().headers["Accept-Encoding"]
+    assert asked == ("gzip, deflate" if gzip else "identity")
+    await store.aclose()
+    with pytest.raises(RemoteMirrorError, match='"compress"'):
+        PrometheusConfig.from_declaration({"url": url, "compress": "no"})
+    with pytest.raises(RemoteMirrorError, match='"compress"'):
+        PrometheusConfig("http://127.0.0.1:9090").options({"compress": False})

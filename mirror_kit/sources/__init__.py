@@ -1,6 +1,6 @@
 """Telemetry sources: the stores a mirror translates Mirror API calls into."""
 
-from .base import ConnectionDetails, Points, PointWindow, TelemetrySource
+from .base import ConnectionDetails, Points, PointWindow, TelemetrySource, WindowSpan
 from .catalog import CatalogSource, LabeledSeries, SeriesCatalog
 from .prometheus import PrometheusConfig, PrometheusSource
 from .routing import FixedStore, RoutingSource, Store
@@ -30,4 +30,5 @@ __all__ = [
     "TabularSource",
     "TelemetrySource",
     "Wave",
+    "WindowSpan",
 ]

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..protocol import (
+    AggregationMethod,
     FieldDescriptor,
     FieldNamesQuery,
     FieldValueOption,
@@ -58,6 +59,22 @@ class Points:
         return len(self.timestamps)
 
 
+@dataclass(frozen=True)
+class WindowSpan:
+    """Aggregated windows a store may compute itself: ``count`` windows of ``size`` ms,
+    the first starting at ``first`` (a multiple of ``size``), each ``[s, s + size)``."""
+
+    first: int
+    count: int
+    size: int
+    method: AggregationMethod
+
+    @property
+    def end(self) -> int:
+        """The end of the last window."""
+        return self.first + self.count * self.size
+
+
 class TelemetrySource(ABC):
     """A store the mirror translates Mirror API calls into. Implement the four methods."""
 
@@ -89,3 +106,16 @@ class TelemetrySource(ABC):
         Raise MetricNotFoundError when the conditions select nothing and
         UnsupportedFieldTypeError when a condition's value type does not fit its field.
         """
+
+    async def windows(
+        self, query: MetricsQuery, span: WindowSpan, connection_details: ConnectionDetails
+    ) -> Points | None:
+        """The aggregated windows of ``span`` computed by the store, or None.
+
+        A store that can aggregate (Prometheus' ``*_over_time``) answers one point per
+        window holding data, at the window's start, in time order, every value finite
+        and equal to what ``mirror_kit.service`` would compute from this source's raw
+        points; memory then grows with windows, not points. None (the default) means
+        "not exactly": the service fetches raw points and aggregates them itself.
+        """
+        return None

@@ -16,6 +16,11 @@ answer is the answer the store would give. With the whole-window edge policy
 of a series within the same bucket asks the same window and, once settled, the
 store is asked nothing at all.
 
+Aggregated windows a store computes itself (``TelemetrySource.windows``,
+Prometheus' ``*_over_time``) are kept the same way, one run per series, method and
+window size, one point per window at its start; a window is settled once its end
+is, so a run always ends on a window edge and a poll asks only for new windows.
+
 Memory is bounded in bytes: 16 bytes a point plus the key, across all series,
 least recently used first out; a run longer than ``max_run_points`` keeps its
 newest points. The series key is a digest of what selects the series (connection
@@ -28,7 +33,7 @@ import hashlib
 import json
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,7 +46,7 @@ from ..protocol import (
     MetricsQuery,
 )
 from ..telemetry import cache_eviction, cache_lookup
-from .base import ConnectionDetails, Points, PointWindow, TelemetrySource
+from .base import ConnectionDetails, Points, PointWindow, TelemetrySource, WindowSpan
 
 #: bytes a cached point costs (int64 timestamp + float64 value)
 POINT_BYTES = 16
@@ -139,25 +144,62 @@ class PollCache(TelemetrySource):
     ) -> Points:
         if window.newest_first or window.end <= window.start:
             return await self.inner.points(query, window, connection_details)
-        key = series_key(query, connection_details)
+
+        def fetch(part: PointWindow) -> Awaitable[Points]:
+            return self.inner.points(query, part, connection_details)
+
+        return await self._cached(series_key(query, connection_details), window, fetch, 1)
+
+    async def windows(
+        self, query: MetricsQuery, span: WindowSpan, connection_details: ConnectionDetails
+    ) -> Points | None:
+        """Aggregated windows the store computes, kept like points: one point per window
+        at its start, a window settled once its end is (so runs end on window edges)."""
+        if span.count < 1:
+            return await self.inner.windows(query, span, connection_details)
+
+        async def fetch(part: PointWindow) -> Points:
+            count = (part.end - part.start) // span.size
+            asked = WindowSpan(part.start, count, span.size, span.method)
+            got = await self.inner.windows(query, asked, connection_details)
+            if got is None:
+                raise _LeftToService
+            return got
+
+        key = series_key(query, connection_details, f"{span.method.value}/{span.size}")
+        try:
+            return await self._cached(key, PointWindow(span.first, span.end, span.count), fetch,
+                                      span.size)  # fmt: skip
+        except _LeftToService:
+            return None
+
+    async def _cached(
+        self,
+        key: bytes,
+        window: PointWindow,
+        fetch: Callable[[PointWindow], Awaitable[Points]],
+        grain: int,
+    ) -> Points:
+        """``window`` from the run under ``key`` and ``fetch`` for the rest; runs end on
+        multiples of ``grain`` after their start."""
         run = self._runs.get(key)
         if run is not None and run.lo <= window.start <= run.hi:
             self._runs.move_to_end(key)
-            return await self._extend(key, run, query, window, connection_details)
+            return await self._extend(key, run, window, fetch, grain)
         self.stats.misses += 1
         cache_lookup("miss")
-        fetched = await self.inner.points(query, window, connection_details)
+        fetched = await fetch(window)
         if not fetched.truncated:
-            self._keep(key, self._settled_run(window.start, window.end, fetched))
+            self._keep(key, self._settled_run(window.start, window.end, fetched, grain))
         return fetched
 
     async def _extend(
         self,
         key: bytes,
         run: _Run,
-        query: MetricsQuery,
         window: PointWindow,
-        details: ConnectionDetails,
+        fetch: Callable[[PointWindow], Awaitable[Points]],
+        grain: int,
     ) -> Points:
         """Answer from ``run``, asking the store only for what lies past ``run.hi``."""
         cached = run.inside(window.start, window.end)
@@ -168,9 +210,9 @@ class PollCache(TelemetrySource):
         self.stats.partial_hits += 1
         cache_lookup("partial_hit")
         budget = max(1, window.max_points - len(cached))
-        tail = await self.inner.points(query, PointWindow(run.hi, window.end, budget), details)
+        tail = await fetch(PointWindow(run.hi, window.end, budget))
         if not tail.truncated:
-            grown = self._settled_run(run.hi, window.end, tail)
+            grown = self._settled_run(run.hi, window.end, tail, grain)
             if grown.hi > run.hi:
                 self._keep(key, _joined(run, grown, self.max_run_points))
         joined = Points(
@@ -180,9 +222,11 @@ class PollCache(TelemetrySource):
         )
         return _cut(joined, window.max_points)
 
-    def _settled_run(self, start: int, end: int, points: Points) -> _Run:
-        """The part of a complete fetch of ``[start, end)`` the store will not change."""
+    def _settled_run(self, start: int, end: int, points: Points, grain: int) -> _Run:
+        """The part of a complete fetch of ``[start, end)`` the store will not change,
+        ending on a multiple of ``grain`` after ``start``."""
         hi = max(start, min(end, int(self.clock() * 1000) - self.settle_ms))
+        hi = start + (hi - start) // grain * grain
         n = int(np.searchsorted(points.timestamps, hi))
         return _Run(start, hi, points.timestamps[:n].copy(), points.values[:n].copy())
 
@@ -202,11 +246,18 @@ class PollCache(TelemetrySource):
             cache_eviction()
 
 
-def series_key(query: MetricsQuery, connection_details: ConnectionDetails) -> bytes:
-    """A digest of what selects a series and its values: details, conditions, field."""
+class _LeftToService(Exception):
+    """The store did not compute the windows: the service aggregates raw points."""
+
+
+def series_key(
+    query: MetricsQuery, connection_details: ConnectionDetails, aggregation: str = ""
+) -> bytes:
+    """A digest of what selects a series and its values: details, conditions, field
+    (and, for windows, the method and size)."""
     conditions = sorted((c.key, type(c.value).__name__, repr(c.value)) for c in query.conditions)
     canonical = json.dumps(
-        [connection_details, conditions, query.metric_field],
+        [connection_details, conditions, query.metric_field, aggregation],
         sort_keys=True,
         default=repr,
         separators=(",", ":"),

@@ -39,7 +39,7 @@ from ..protocol import (
     RemoteMirrorError,
 )
 from ..telemetry import STORE
-from .base import ConnectionDetails, Points, PointWindow, TelemetrySource
+from .base import ConnectionDetails, Points, PointWindow, TelemetrySource, WindowSpan
 
 log = logging.getLogger(__name__)
 
@@ -223,6 +223,12 @@ class RoutingSource(TelemetrySource):
     ) -> Points:
         source = await self.source_for(connection_details)
         return await source.points(query, window, connection_details)
+
+    async def windows(
+        self, query: MetricsQuery, span: WindowSpan, connection_details: ConnectionDetails
+    ) -> Points | None:
+        source = await self.source_for(connection_details)
+        return await source.windows(query, span, connection_details)
 
     def __repr__(self) -> str:
         # Never the details or URLs: they may hold credentials.

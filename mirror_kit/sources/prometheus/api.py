@@ -65,6 +65,9 @@ T = TypeVar("T")
 #: Answers up to this size are decoded on the event loop (well under a millisecond).
 INLINE_DECODE_BYTES = 256 * 1024
 #: What the mirror asks for; it inflates these itself (bounded), and nothing else.
+#: A store declared ``compress = false`` is asked for identity: on loopback or a LAN
+#: gzip costs more than the bytes it saves (one 30-day page: 1.3 ms plain, 16.8 ms
+#: gzipped on Prometheus' side).
 ACCEPT_ENCODING = "gzip, deflate"
 _WBITS = {"gzip": 16 + zlib.MAX_WBITS, "x-gzip": 16 + zlib.MAX_WBITS, "deflate": zlib.MAX_WBITS}
 _PROMETHEUS_ERROR_TYPES = frozenset(
@@ -117,7 +120,7 @@ class PrometheusApi:
             self._client = httpx.AsyncClient(
                 base_url=cfg.url,
                 auth=cfg.auth,
-                headers={**cfg.request_headers(), "Accept-Encoding": ACCEPT_ENCODING},
+                headers={**cfg.request_headers(), "Accept-Encoding": _encodings(cfg)},
                 timeout=cfg.timeout_s,
                 verify=cfg.verify_tls,
                 limits=httpx.Limits(
@@ -211,6 +214,10 @@ class PrometheusApi:
     def read(self, path: str, answer: Answer, shape: Callable[[Any], T] | None = None) -> T:
         """The checked ``data`` of an answer (``shape`` converts it); raises otherwise."""
         return read_answer(path, answer, self.config, shape)
+
+
+def _encodings(cfg: PrometheusConfig) -> str:
+    return ACCEPT_ENCODING if cfg.compress else "identity"
 
 
 _DECODER: ProcessPoolExecutor | None = None

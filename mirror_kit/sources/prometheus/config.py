@@ -48,6 +48,8 @@ OPERATOR_KEYS = (
     "maxAnswerBytes",
     "maxFieldValues",
     "maxConnections",
+    "aggregateInStore",
+    "compress",
 )
 _DURATION = re.compile(
     r"^(?:(\d+)y)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?(?:(\d+)ms)?$"
@@ -120,6 +122,10 @@ class PrometheusConfig:
     max_answer_bytes: int = DEFAULT_MAX_ANSWER_BYTES
     max_field_values: int = DEFAULT_MAX_FIELD_VALUES
     max_connections: int = DEFAULT_MAX_CONNECTIONS
+    #: let Prometheus compute aggregated windows where it gives the kit's numbers
+    aggregate_in_store: bool = True
+    #: ask for gzip answers (``compress = false`` for a store on loopback or a LAN)
+    compress: bool = True
 
     def __post_init__(self) -> None:
         url = _parse_url(self.url)
@@ -276,6 +282,9 @@ class PrometheusConfig:
             options["nan_interpretation"] = nan
         options["hierarchical_values"] = _flag(declaration, "hierarchicalValues", False)
         options["verify_tls"] = _flag(declaration, "verifyTls", True)
+        options["aggregate_in_store"] = _flag(declaration, "aggregateInStore", True)
+        if "compress" in declaration:
+            options["compress"] = _flag(declaration, "compress", True)
         for key, name in _COUNTS:
             if key in declaration:
                 options[name] = int(_positive_number(declaration[key], key))

@@ -4,8 +4,10 @@ Field names are Prometheus label names (``/api/v1/labels``), field values are
 label values (``/api/v1/label/<name>/values``), both narrowed by ``match[]``
 selectors built from the conditions. Raw points come from ``query_range`` on an
 epoch-aligned grid of ``step`` (set it to the scrape interval: then each point is
-one sample); aggregation is done by ``mirror_kit.service`` from those raw points,
-with the same epoch-aligned windows as for every other source.
+one sample). Aggregated windows of a gauge are computed by Prometheus itself
+(``windows``, see ``pushdown``), in the same epoch-aligned windows as for every
+other source; where that cannot give the kit's numbers exactly, by
+``mirror_kit.service`` from the raw points.
 
 Every answer is checked before it is used (``label_list``, ``parse_matrix``): a
 store answering string timestamps, pairs that are not pairs, a ``result`` that is
@@ -33,11 +35,12 @@ from ...protocol import (
     FieldValuesQuery,
     MetricNotFoundError,
     MetricsQuery,
+    MirrorError,
     RemoteMirrorError,
 )
-from ..base import ConnectionDetails, Points, PointWindow, TelemetrySource
+from ..base import ConnectionDetails, Points, PointWindow, TelemetrySource, WindowSpan
 from ..catalog import hierarchical_options
-from . import promql
+from . import promql, pushdown
 from .api import Params, PrometheusApi, garbage
 from .config import NanInterpretation, PrometheusConfig, QueryOptions
 
@@ -47,6 +50,8 @@ MAX_POINTS_PER_QUERY = 11_000
 MAX_EPOCH_S = 1e11
 T = TypeVar("T")
 LabelSet = frozenset[tuple[str, str]]
+_BUILDINFO = "/api/v1/status/buildinfo"
+_UNASKED: Any = object()
 
 
 @dataclass(frozen=True)
@@ -101,6 +106,9 @@ class PrometheusSource(TelemetrySource):
             config if isinstance(config, PrometheusConfig) else PrometheusConfig(config, **options)
         )
         self.api = PrometheusApi(self.config)
+        #: the store's range semantics, from its buildinfo, once known (None: do not
+        #: push aggregation down)
+        self._ends: pushdown.RangeEnds | None = _UNASKED
 
     @classmethod
     def from_declaration(cls, declaration: ConnectionDetails) -> PrometheusSource:
@@ -120,7 +128,7 @@ class PrometheusSource(TelemetrySource):
     async def test_connection(self, connection_details: ConnectionDetails) -> None:
         """Ask ``/api/v1/status/buildinfo`` (``/-/healthy`` where that is missing)."""
         options = self.config.options(connection_details)
-        path = "/api/v1/status/buildinfo"
+        path = _BUILDINFO
         answer = await self.api.get(path, (), options)
         if answer.status == 404:
             path = "/-/healthy"
@@ -172,26 +180,85 @@ class PrometheusSource(TelemetrySource):
         grid, truncated = window_grid(window, options.step_ms)
         if grid is None:
             return Points.empty(truncated)
-        pages = await _bounded(
-            [self._query_range(plan.expression, s, e, options) for s, e in grid.chunks()],
-            self.config.concurrency,
-        )
-        label_sets = list(dict.fromkeys(labels for page in pages for labels in page.label_sets))
+        pages = await self._pages(plan.expression, grid, options)
+        label_sets = _label_sets(pages)
         if len(label_sets) > 1:
             raise _several_series(plan, label_sets)
         if not label_sets:
-            if plan.selector is not None and not await self._exists(plan.selector, options):
-                raise MetricNotFoundError(
-                    plan.description, f"Prometheus has no series for {plan.expression}."
-                )
+            await self._raise_if_missing(plan, options)
             return Points.empty(truncated)
-        timestamps = np.concatenate([p.timestamps for p in pages if p.timestamps is not None])
-        values = np.concatenate([p.values for p in pages if p.values is not None])
+        timestamps, values = _joined(pages)
         inside = (timestamps >= window.start) & (timestamps < window.end)
         timestamps, values = timestamps[inside], values[inside]
         if options.nan_interpretation is NanInterpretation.ZERO:
             values = np.where(np.isnan(values), 0.0, values)
         return Points(timestamps, values, truncated)
+
+    async def windows(
+        self, query: MetricsQuery, span: WindowSpan, connection_details: ConnectionDetails
+    ) -> Points | None:
+        """The windows as Prometheus aggregates them (``pushdown``): one ``query_range``
+        at step = window, evaluated at each window's last millisecond; None where the
+        answer could differ from the kit's own aggregation of the raw points."""
+        options = self.config.options(connection_details)
+        if not self.config.aggregate_in_store or span.size <= options.step_ms:
+            return None  # asked not to, or no more than one raw point a window
+        plan = promql.plan(query.conditions, options.rate_window_ms, options.counter_function)
+        if plan.selector is None or plan.expression != plan.selector:
+            return None  # a counter's rate, a ~ expression: grid values, aggregated here
+        ends = await self._range_ends(options)
+        if ends is None:
+            return None
+        zero = options.nan_interpretation is NanInterpretation.ZERO
+        expression = pushdown.over_time(plan.selector, span.method, span.size, ends, zero)
+        grid = Grid(span.first + span.size - 1, span.end - 1, span.size)
+        try:
+            pages = await self._pages(expression, grid, options)
+        except RemoteMirrorError as error:
+            if error.http_status == 400:  # e.g. series alike but for their name:
+                return None  # the raw path tells which
+            raise
+        label_sets = _label_sets(pages)
+        if len(label_sets) > 1:
+            return None  # several series: the raw path's error names them
+        if not label_sets:
+            await self._raise_if_missing(plan, options)
+            return Points.empty()
+        ends_ms, values = _joined(pages)
+        if not pushdown.exact(values, span.method, zero):
+            return None  # a NaN or infinite sample: the kit's NaN rule applies, locally
+        if np.any((ends_ms - grid.first) % span.size):
+            raise garbage("/api/v1/query_range", "a value off the evaluation grid")
+        return Points(ends_ms - (span.size - 1), values)
+
+    async def _range_ends(self, options: QueryOptions) -> pushdown.RangeEnds | None:
+        """The store's range semantics from its buildinfo, asked once (again after an
+        error other than "no buildinfo here")."""
+        if self._ends is not _UNASKED:
+            return self._ends
+        answer = await self.api.get(_BUILDINFO, (), options)
+        try:
+            ends = pushdown.range_ends(self.api.read(_BUILDINFO, answer))
+        except MirrorError:
+            ends = None
+            if answer.status != 404:
+                return None
+        self._ends = ends
+        return ends
+
+    async def _pages(self, expression: str, grid: Grid, options: QueryOptions) -> list[Page]:
+        """``expression`` on ``grid``, one query_range per 11,000 steps, some at once."""
+        return await _bounded(
+            [self._query_range(expression, s, e, grid.step, options) for s, e in grid.chunks()],
+            self.config.concurrency,
+        )
+
+    async def _raise_if_missing(self, plan: promql.QueryPlan, options: QueryOptions) -> None:
+        """MetricNotFoundError when the plan's selector matches no series at all."""
+        if plan.selector is not None and not await self._exists(plan.selector, options):
+            raise MetricNotFoundError(
+                plan.description, f"Prometheus has no series for {plan.expression}."
+            )
 
     def _range_params(self, start: int, end: int, match: str | None) -> list[tuple[str, str]]:
         params = [("start", _seconds(start)), ("end", _seconds(max(start, end)))]
@@ -202,16 +269,16 @@ class PrometheusSource(TelemetrySource):
         return await self.api.data(path, params, options, shape)
 
     async def _query_range(
-        self, expression: str, start: int, end: int, options: QueryOptions
+        self, expression: str, start: int, end: int, step: int, options: QueryOptions
     ) -> Page:
         params: Params = [
             ("query", expression),
             ("start", _seconds(start)),
             ("end", _seconds(end)),
-            ("step", _seconds(options.step_ms)),
+            ("step", _seconds(step)),
         ]
         path = "/api/v1/query_range"
-        count = (end - start) // options.step_ms + 1
+        count = (end - start) // step + 1
         shape: Callable[[Any], Page] = partial(
             parse_matrix, path=path, first_ms=start, last_ms=end, max_points=count
         )
@@ -230,6 +297,18 @@ class Page:
     label_sets: list[LabelSet]
     timestamps: np.ndarray | None = None
     values: np.ndarray | None = None
+
+
+def _label_sets(pages: list[Page]) -> list[LabelSet]:
+    """Every series' labels across pages, once each, in order."""
+    return list(dict.fromkeys(labels for page in pages for labels in page.label_sets))
+
+
+def _joined(pages: list[Page]) -> tuple[np.ndarray, np.ndarray]:
+    """The first series' timestamps and values across pages, joined."""
+    timestamps = np.concatenate([p.timestamps for p in pages if p.timestamps is not None])
+    values = np.concatenate([p.values for p in pages if p.values is not None])
+    return timestamps, values
 
 
 def label_list(data: Any, path: str, cap: int) -> list[str]:
