@@ -73,6 +73,7 @@ def test_top_level_names_still_resolve_lazily() -> None:
 def test_every_name_in_all_resolves() -> None:
     import mirror_kit
 
+    assert set(mirror_kit.__all__) == {*mirror_kit._HOMES, "__version__"}
     for name in mirror_kit.__all__:
         assert getattr(mirror_kit, name) is not None, name
     assert set(mirror_kit.__all__) <= set(dir(mirror_kit))
