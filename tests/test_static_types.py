@@ -1,4 +1,5 @@
-"""The client's public API is typed: mypy sees the response each call returns.
+"""Typing promises checked by mypy: the client's calls return their responses, and
+SyntheticSource satisfies the Shapeable protocol (structurally, signatures included).
 
 A snippet using the API is type-checked with ``assert_type``; a wrong expectation in
 it (checked below too) makes mypy fail, so these assertions can fail.
@@ -16,10 +17,14 @@ USES = """
 from typing_extensions import assert_type
 
 from mirror_kit import AsyncMirrorClient, MetricSeries, MirrorClient
+from mirror_kit.sources import RoutingSource, Shapeable, SyntheticSource, shaping_of
 from mirror_kit.protocol import (
     FieldNamesRequest, FieldNamesResponse, FieldValuesResponse, MetricsRequest,
     MetricsResponse, TestConnectionResponse,
 )
+
+SHAPEABLE: Shapeable = SyntheticSource()
+assert_type(shaping_of(RoutingSource({"synthetic": SyntheticSource()})), Shapeable | None)
 
 
 def sync(client: MirrorClient) -> None:
