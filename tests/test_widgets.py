@@ -273,6 +273,10 @@ def test_invalid_values_show_a_message_and_change_nothing(
         {"period_ms": 0},
         {"colour": "red"},
         {"wave": "zigzag"},
+        {"baseline": float("nan")},
+        {"amplitude": float("inf")},
+        {"amplitude": "big"},
+        {"seed": 1.5},
     ):
         assert panel.apply(**bad) is False
         assert panel.message.startswith("Not applied:"), panel.message

@@ -90,20 +90,6 @@ def shape_warnings(shape: SeriesShape, window_ms: int) -> list[str]:
     return notes
 
 
-def check_changes(shape: SeriesShape, changes: Mapping[str, Any]) -> SeriesShape:
-    """The shape after ``changes``; raises ValueError naming the problem otherwise."""
-    unknown = sorted(set(changes) - set(SeriesShape.__dataclass_fields__))
-    if unknown:
-        raise ValueError(f"unknown parameter(s): {', '.join(unknown)}")
-    for name, value in changes.items():
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ValueError(f"{name} must be a finite number")
-    try:
-        return shape.replace(**changes)
-    except (TypeError, ValueError) as error:
-        raise ValueError(str(error)) from None
-
-
 def describe(source: TelemetrySource) -> str:
     """What a mirror serves, said for a refusal: a router names its default store."""
     if isinstance(source, RoutingSource):
@@ -315,7 +301,7 @@ class ShapingPanel(Panel):
         misleading values are shown and the change is kept.
         """
         try:
-            changed = check_changes(self.shape, changes)
+            changed = self.shape.replace(**changes)  # ValueError naming the problem
         except ValueError as error:
             self._say(f"Not applied: {error}", "error")
             return False
