@@ -70,6 +70,20 @@ EXPECTED_AGGREGATED_METRICS = {
     },
 }
 
+#: The call (builder or client) that sends EXPECTED_AGGREGATED_METRICS with DETAILS.
+AGGREGATED_CALL: dict[str, Any] = {
+    "start": T0,
+    "end": T0 + HOUR,
+    "method": "MAX",
+    "bucket_ms": HOUR,
+    "limit": INT_MAX,
+    "conditions": {"__name__": "up"},
+    "host": "a-host",
+    "cores": 4,
+    "production": True,
+    "region": ["us-east", "eu-west"],
+}
+
 EXPECTED_RAW_METRICS = {
     "_type": "MetricsRequest",
     "connectionDetails": {},
@@ -205,18 +219,7 @@ def fake_mirror(aiohttp_server: Any) -> FakeFactory:
 
 def test_builder_metrics_body_matches_stackstate() -> None:
     client = MirrorClient("http://127.0.0.1:1", connection_details=DETAILS)
-    request = client.build.metrics(
-        start=T0,
-        end=T0 + HOUR,
-        method="MAX",
-        bucket_ms=HOUR,
-        limit=INT_MAX,
-        conditions={"__name__": "up"},
-        host="a-host",
-        cores=4,
-        production=True,
-        region=["us-east", "eu-west"],
-    )
+    request = client.build.metrics(**AGGREGATED_CALL)
     assert request.to_json() == EXPECTED_AGGREGATED_METRICS
     value = request.to_json()["query"]["conditions"][2]["value"]["value"]
     assert isinstance(value, float)  # DoubleValue: 4 is sent as 4.0
@@ -265,18 +268,7 @@ def test_builder_keywords_after_conditions_keep_their_order() -> None:
 async def test_bodies_on_the_wire_match_stackstate(fake_mirror: FakeFactory) -> None:
     url, fake = await fake_mirror(body=EMPTY_AGGREGATED)
     async with AsyncMirrorClient(url, "api_key", connection_details=DETAILS) as client:
-        await client.metrics(
-            start=T0,
-            end=T0 + HOUR,
-            method="MAX",
-            bucket_ms=HOUR,
-            limit=INT_MAX,
-            conditions={"__name__": "up"},
-            host="a-host",
-            cores=4,
-            production=True,
-            region=["us-east", "eu-west"],
-        )
+        await client.metrics(**AGGREGATED_CALL)
     assert fake.received == [EXPECTED_AGGREGATED_METRICS]
     assert isinstance(fake.received[0]["query"]["conditions"][2]["value"]["value"], float)
 
