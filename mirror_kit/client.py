@@ -1,8 +1,10 @@
 """Call any mirror exactly as StackState's Mirror plugin does.
 
 ``MirrorClient`` (blocking) and ``AsyncMirrorClient`` (awaitable) share one way to
-build request bodies and one way to read answers; only the transport differs
-(httpx's sync and async clients). Conditions come from plain keyword arguments::
+build request bodies (``RequestBuilder``, as ``client.build``), one way to read
+answers (``read_answer``) and one way to follow pages (a ``Flow``); only the
+transport differs (httpx's sync and async clients). Every call is typed with what it
+returns. Conditions come from plain keyword arguments::
 
     client.metrics(host="a-host", metric="cpu.user")                 # StringValue
     client.metrics(cores=4)                                          # DoubleValue
