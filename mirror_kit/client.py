@@ -1,8 +1,10 @@
 """Call any mirror exactly as StackState's Mirror plugin does.
 
 ``MirrorClient`` (blocking) and ``AsyncMirrorClient`` (awaitable) share one way to
-build request bodies and one way to read answers; only the transport differs
-(httpx's sync and async clients). Conditions come from plain keyword arguments::
+build request bodies (``RequestBuilder``, as ``client.build``), one way to read
+answers (``read_answer``) and one way to follow pages (a ``Flow``); only the
+transport differs (httpx's sync and async clients). Every call is typed with what it
+returns. Conditions come from plain keyword arguments::
 
     client.metrics(host="a-host", metric="cpu.user")                 # StringValue
     client.metrics(cores=4)                                          # DoubleValue
@@ -18,10 +20,11 @@ bodies come back as the ``mirror_kit.protocol`` exceptions carrying them.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Generator, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 import httpx
 import numpy as np
@@ -47,6 +50,8 @@ from .protocol import (
     MetricsRequest,
     MetricsResponse,
     MirrorError,
+    MirrorRequest,
+    MirrorResponse,
     StringValue,
     TestConnectionRequest,
     TestConnectionResponse,
@@ -55,7 +60,9 @@ from .protocol.constants import API_KEY_HEADER
 
 HOUR_MS = 3_600_000
 TimeArg = int | float | datetime | None
-ConditionsArg = Mapping[str, Any] | Iterable[EqualityCondition] | None
+#: A plain Python value a condition can be written with (see ``condition_value``).
+PlainValue = str | float | bool | list[Any] | tuple[Any, ...] | set[Any] | frozenset[Any]
+ConditionsArg = Mapping[str, PlainValue] | Iterable[EqualityCondition] | None
 R = TypeVar("R")
 
 
@@ -116,7 +123,7 @@ def to_millis(value: TimeArg, default: int) -> int:
     return int(value)
 
 
-def condition_value(value: Any) -> ConditionValue:
+def condition_value(value: object) -> ConditionValue:
     """The protocol value a plain Python value stands for."""
     if isinstance(value, bool):
         return BooleanValue(value)
@@ -130,7 +137,7 @@ def condition_value(value: Any) -> ConditionValue:
 
 
 def build_conditions(
-    conditions: ConditionsArg, keywords: Mapping[str, Any]
+    conditions: ConditionsArg, keywords: Mapping[str, PlainValue]
 ) -> tuple[EqualityCondition, ...]:
     """EqualityConditions from a mapping or list of conditions plus keyword arguments."""
     out: list[EqualityCondition] = []
@@ -142,10 +149,17 @@ def build_conditions(
     return tuple(out)
 
 
-class _RequestBuilder:
-    """Builds the four requests as StackState shapes them; shared by both clients."""
+class RequestBuilder:
+    """The four requests, shaped as StackState sends them; ``client.build`` is one.
 
-    def __init__(self, connection_details: Mapping[str, Any] | None) -> None:
+    Every argument but ``field`` is keyword-only: a query has many optional parts and
+    a call reads better naming the ones it sets. Plain keyword arguments left over
+    become conditions (see ``condition_value``)::
+
+        client.build.metrics(start=T0, end=T0 + HOUR, limit=100, host="a-host")
+    """
+
+    def __init__(self, connection_details: Mapping[str, Any] | None = None) -> None:
         self.connection_details = dict(connection_details or {})
 
     @staticmethod
@@ -158,11 +172,12 @@ class _RequestBuilder:
 
     def field_names(
         self,
-        start: TimeArg,
-        end: TimeArg,
-        limit: int | None,
-        conditions: ConditionsArg,
-        keywords: Mapping[str, Any],
+        *,
+        start: TimeArg = None,
+        end: TimeArg = None,
+        limit: int | None = None,
+        conditions: ConditionsArg = None,
+        **keywords: PlainValue,
     ) -> FieldNamesRequest:
         s, e = self._range(start, end)
         query = FieldNamesQuery(s, e, build_conditions(conditions, keywords), limit)
@@ -171,13 +186,14 @@ class _RequestBuilder:
     def field_values(
         self,
         field: str | FieldDescriptor,
-        prefix: str | None,
-        offset: int,
-        limit: int | None,
-        start: TimeArg,
-        end: TimeArg,
-        conditions: ConditionsArg,
-        keywords: Mapping[str, Any],
+        *,
+        prefix: str | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+        start: TimeArg = None,
+        end: TimeArg = None,
+        conditions: ConditionsArg = None,
+        **keywords: PlainValue,
     ) -> FieldValuesRequest:
         descriptor = field if isinstance(field, FieldDescriptor) else FieldDescriptor(field)
         s, e = self._range(start, end)
@@ -188,15 +204,16 @@ class _RequestBuilder:
 
     def metrics(
         self,
-        start: TimeArg,
-        end: TimeArg,
-        method: str | AggregationMethod | None,
-        bucket_ms: int | None,
-        limit: int | None,
-        metric_field: str | None,
-        latest_first: bool,
-        conditions: ConditionsArg,
-        keywords: Mapping[str, Any],
+        *,
+        start: TimeArg = None,
+        end: TimeArg = None,
+        method: str | AggregationMethod | None = None,
+        bucket_ms: int | None = None,
+        limit: int | None = None,
+        metric_field: str | None = None,
+        latest_first: bool = False,
+        conditions: ConditionsArg = None,
+        **keywords: PlainValue,
     ) -> MetricsRequest:
         s, e = self._range(start, end)
         aggregation = None
@@ -216,7 +233,7 @@ class _RequestBuilder:
         return MetricsRequest(query, self.connection_details)
 
 
-_RESPONSE_TYPES: dict[type, Any] = {
+_RESPONSE_TYPES: dict[type, type[MirrorResponse]] = {
     TestConnectionRequest: TestConnectionResponse,
     FieldNamesRequest: FieldNamesResponse,
     FieldValuesRequest: FieldValuesResponse,
@@ -224,7 +241,25 @@ _RESPONSE_TYPES: dict[type, Any] = {
 }
 
 
-def read_answer(request: Any, answer: httpx.Response, api_key: str | None) -> Any:
+@overload
+def read_answer(
+    request: TestConnectionRequest, answer: httpx.Response, api_key: str | None
+) -> TestConnectionResponse: ...
+@overload
+def read_answer(
+    request: FieldNamesRequest, answer: httpx.Response, api_key: str | None
+) -> FieldNamesResponse: ...
+@overload
+def read_answer(
+    request: FieldValuesRequest, answer: httpx.Response, api_key: str | None
+) -> FieldValuesResponse: ...
+@overload
+def read_answer(
+    request: MetricsRequest, answer: httpx.Response, api_key: str | None
+) -> MetricsResponse: ...
+def read_answer(
+    request: MirrorRequest, answer: httpx.Response, api_key: str | None
+) -> MirrorResponse:
     """The typed response for ``request`` from an HTTP answer, or the error it carries."""
     received = answer.headers.get(API_KEY_HEADER)
     if api_key is not None and received != api_key:
@@ -239,11 +274,11 @@ def read_answer(request: Any, answer: httpx.Response, api_key: str | None) -> An
     if answer.is_success:
         try:
             response = _RESPONSE_TYPES[type(request)].from_json(body)
-            if isinstance(request, FieldValuesRequest):  # strings on the wire, typed here
-                return response.typed(request.query.field.field_type)
-            return response
         except MirrorError as error:
             raise MirrorClientError(f"{request.path} answered a malformed body: {error}") from None
+        if isinstance(request, FieldValuesRequest) and isinstance(response, FieldValuesResponse):
+            return response.typed(request.query.field.field_type)  # strings on the wire
+        return response
     if isinstance(body, dict) and isinstance(body.get("_type"), str):
         raise MirrorError.from_json(body, answer.status_code)
     raise MirrorClientError(f"{request.path} answered {answer.status_code}: {answer.text[:200]}")
@@ -259,16 +294,19 @@ def merge_pages(pages: list[MetricSeries]) -> MetricSeries:
     A continuation starts at the last timestamp received, so it may begin with that
     very point (or bucket) again: only points newer than the previous page are kept.
     """
-    values, stamps, ends = [pages[0].values], [pages[0].timestamps], [pages[0].bucket_ends]
-    last = pages[0].timestamps[-1] if len(pages[0]) else None
+    first = pages[0]
+    values, stamps = [first.values], [first.timestamps]
+    ends = [] if first.bucket_ends is None else [first.bucket_ends]
+    last = first.timestamps[-1] if len(first) else None
     for page in pages[1:]:
         keep = page.timestamps > last if last is not None else slice(None)
         values.append(page.values[keep])
         stamps.append(page.timestamps[keep])
-        ends.append(page.bucket_ends[keep] if page.bucket_ends is not None else None)
+        if page.bucket_ends is not None:
+            ends.append(page.bucket_ends[keep])
         if len(stamps[-1]):
             last = stamps[-1][-1]
-    bucket_ends = None if ends[0] is None else np.concatenate(ends)
+    bucket_ends = None if first.bucket_ends is None else np.concatenate(ends)
     return MetricSeries(
         np.concatenate(values),
         np.concatenate(stamps),
@@ -288,9 +326,53 @@ def continuation(request: MetricsRequest, series: MetricSeries) -> MetricsReques
     return structs.replace(request, query=structs.replace(request.query, start_time=start))
 
 
-class _ClientBase:
-    """The four calls, built once. Subclasses provide the transport: ``send`` returns
-    the typed response (MirrorClient) or an awaitable of it (AsyncMirrorClient)."""
+#: A conversation with a mirror, free of I/O: it yields each request to send and is
+#: sent back each typed response; its return value is the call's result. Both clients
+#: drive the same flows, one blocking and one awaiting (the way httpx drives auth flows).
+Flow = Generator[MirrorRequest, Any, R]
+
+
+def one_exchange(request: MirrorRequest) -> Flow[MirrorResponse]:
+    """The flow of a single request: its response is the result."""
+    response = yield request
+    return response
+
+
+def metric_pages(request: MetricsRequest, fetch_all: bool, max_pages: int) -> Flow[MetricSeries]:
+    """A metrics query, following ``isPartial`` page by page when ``fetch_all``."""
+    pages = [MetricSeries.from_response((yield request), request)]
+    while fetch_all and len(pages) < max_pages:
+        following = continuation(request, pages[-1])
+        if following is None:
+            break
+        request = following
+        pages.append(MetricSeries.from_response((yield request), request))
+    return pages[0] if len(pages) == 1 else merge_pages(pages)
+
+
+@contextmanager
+def _reaching(url: str) -> Iterator[None]:
+    """httpx's transport errors as MirrorUnreachableError."""
+    try:
+        yield
+    except httpx.TransportError as error:
+        raise MirrorUnreachableError(f"cannot reach {url}: {error}") from error
+
+
+# What each call returns: the responses themselves (MirrorClient) or awaitables of
+# them (AsyncMirrorClient). Python has no "T or Awaitable[T]" type constructor, so
+# the base class is generic in the five results instead.
+_Connection = TypeVar("_Connection")
+_Names = TypeVar("_Names")
+_Values = TypeVar("_Values")
+_Metrics = TypeVar("_Metrics")
+_Series = TypeVar("_Series")
+
+
+class _ClientBase(Generic[_Connection, _Names, _Values, _Metrics, _Series]):
+    """The calls, written once. A subclass provides ``_run``, which drives a Flow over
+    its transport and returns the flow's result (MirrorClient) or an awaitable of it
+    (AsyncMirrorClient); its type parameters say which."""
 
     def __init__(
         self,
@@ -303,15 +385,24 @@ class _ClientBase:
         self.url = url.rstrip("/")
         self.api_key = api_key
         self.timeout = timeout
-        self.build = _RequestBuilder(connection_details)
+        self.build = RequestBuilder(connection_details)
 
-    def send(self, request: Any) -> Any:
+    def _run(self, flow: Flow[Any]) -> Any:
         raise NotImplementedError
 
-    def _pages(self, request: MetricsRequest, fetch_all: bool, max_pages: int) -> Any:
-        raise NotImplementedError
+    @overload
+    def send(self, request: TestConnectionRequest) -> _Connection: ...
+    @overload
+    def send(self, request: FieldNamesRequest) -> _Names: ...
+    @overload
+    def send(self, request: FieldValuesRequest) -> _Values: ...
+    @overload
+    def send(self, request: MetricsRequest) -> _Metrics: ...
+    def send(self, request: MirrorRequest) -> _Connection | _Names | _Values | _Metrics:
+        """POST a typed request (from ``self.build``); return its typed response."""
+        return self._run(one_exchange(request))
 
-    def test_connection(self) -> Any:
+    def test_connection(self) -> _Connection:
         """Test Connection, as StackState's button does; FAILURE is a response, not an error."""
         return self.send(self.build.test_connection())
 
@@ -322,10 +413,13 @@ class _ClientBase:
         end: TimeArg = None,
         limit: int | None = None,
         conditions: ConditionsArg = None,
-        **keywords: Any,
-    ) -> Any:
+        **keywords: PlainValue,
+    ) -> _Names:
         """Field names under the given conditions (a FieldNamesResponse)."""
-        return self.send(self.build.field_names(start, end, limit, conditions, keywords))
+        request = self.build.field_names(
+            start=start, end=end, limit=limit, conditions=conditions, **keywords
+        )
+        return self.send(request)
 
     def field_values(
         self,
@@ -337,11 +431,18 @@ class _ClientBase:
         start: TimeArg = None,
         end: TimeArg = None,
         conditions: ConditionsArg = None,
-        **keywords: Any,
-    ) -> Any:
+        **keywords: PlainValue,
+    ) -> _Values:
         """Values of ``field`` (a FieldValuesResponse); ``prefix`` is what the user typed."""
         request = self.build.field_values(
-            field, prefix, offset, limit, start, end, conditions, keywords
+            field,
+            prefix=prefix,
+            offset=offset,
+            limit=limit,
+            start=start,
+            end=end,
+            conditions=conditions,
+            **keywords,
         )
         return self.send(request)
 
@@ -358,43 +459,51 @@ class _ClientBase:
         fetch_all: bool = False,
         max_pages: int = 1000,
         conditions: ConditionsArg = None,
-        **keywords: Any,
-    ) -> Any:
+        **keywords: PlainValue,
+    ) -> _Series:
         """A MetricSeries: raw, or aggregated when ``method`` and ``bucket_ms`` are given.
 
         The range defaults to the last hour. With ``fetch_all`` the client follows
         ``isPartial`` from the last timestamp received, up to ``max_pages`` requests.
         """
         request = self.build.metrics(
-            start, end, method, bucket_ms, limit, metric_field, latest_first, conditions, keywords
+            start=start,
+            end=end,
+            method=method,
+            bucket_ms=bucket_ms,
+            limit=limit,
+            metric_field=metric_field,
+            latest_first=latest_first,
+            conditions=conditions,
+            **keywords,
         )
-        return self._pages(request, fetch_all, max_pages)
+        return self._run(metric_pages(request, fetch_all, max_pages))
 
 
-class MirrorClient(_ClientBase):
+class MirrorClient(
+    _ClientBase[
+        TestConnectionResponse,
+        FieldNamesResponse,
+        FieldValuesResponse,
+        MetricsResponse,
+        MetricSeries,
+    ]
+):
     """A blocking client for one mirror. Safe to call from notebook cells and callbacks."""
 
     def __init__(self, url: str, api_key: str | None = None, **options: Any) -> None:
         super().__init__(url, api_key, **options)
         self._http = httpx.Client(base_url=self.url, timeout=self.timeout)
 
-    def send(self, request: Any) -> Any:
-        """POST a typed request; return its typed response."""
-        try:
-            answer = self._http.post(request.path, json=request.to_json())
-        except httpx.TransportError as error:
-            raise MirrorUnreachableError(f"cannot reach {self.url}: {error}") from error
-        return read_answer(request, answer, self.api_key)
-
-    def _pages(self, request: MetricsRequest, fetch_all: bool, max_pages: int) -> MetricSeries:
-        pages = [MetricSeries.from_response(self.send(request), request)]
-        while fetch_all and len(pages) < max_pages:
-            following = continuation(request, pages[-1])
-            if following is None:
-                break
-            request = following
-            pages.append(MetricSeries.from_response(self.send(request), request))
-        return pages[0] if len(pages) == 1 else merge_pages(pages)
+    def _run(self, flow: Flow[R]) -> R:
+        request = next(flow)
+        while True:
+            with _reaching(self.url):
+                answer = self._http.post(request.path, json=request.to_json())
+            try:
+                request = flow.send(read_answer(request, answer, self.api_key))
+            except StopIteration as done:
+                return done.value
 
     def close(self) -> None:
         self._http.close()
@@ -406,31 +515,30 @@ class MirrorClient(_ClientBase):
         self.close()
 
 
-class AsyncMirrorClient(_ClientBase):
+class AsyncMirrorClient(
+    _ClientBase[
+        Awaitable[TestConnectionResponse],
+        Awaitable[FieldNamesResponse],
+        Awaitable[FieldValuesResponse],
+        Awaitable[MetricsResponse],
+        Awaitable[MetricSeries],
+    ]
+):
     """The awaitable twin of MirrorClient: the same methods, awaited."""
 
     def __init__(self, url: str, api_key: str | None = None, **options: Any) -> None:
         super().__init__(url, api_key, **options)
         self._http = httpx.AsyncClient(base_url=self.url, timeout=self.timeout)
 
-    async def send(self, request: Any) -> Any:
-        try:
-            answer = await self._http.post(request.path, json=request.to_json())
-        except httpx.TransportError as error:
-            raise MirrorUnreachableError(f"cannot reach {self.url}: {error}") from error
-        return read_answer(request, answer, self.api_key)
-
-    async def _pages(
-        self, request: MetricsRequest, fetch_all: bool, max_pages: int
-    ) -> MetricSeries:
-        pages = [MetricSeries.from_response(await self.send(request), request)]
-        while fetch_all and len(pages) < max_pages:
-            following = continuation(request, pages[-1])
-            if following is None:
-                break
-            request = following
-            pages.append(MetricSeries.from_response(await self.send(request), request))
-        return pages[0] if len(pages) == 1 else merge_pages(pages)
+    async def _run(self, flow: Flow[R]) -> R:
+        request = next(flow)
+        while True:
+            with _reaching(self.url):
+                answer = await self._http.post(request.path, json=request.to_json())
+            try:
+                request = flow.send(read_answer(request, answer, self.api_key))
+            except StopIteration as done:
+                return done.value
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -449,4 +557,5 @@ __all__ = [
     "MirrorClient",
     "MirrorClientError",
     "MirrorUnreachableError",
+    "RequestBuilder",
 ]

@@ -70,6 +70,20 @@ EXPECTED_AGGREGATED_METRICS = {
     },
 }
 
+#: The call (builder or client) that sends EXPECTED_AGGREGATED_METRICS with DETAILS.
+AGGREGATED_CALL: dict[str, Any] = {
+    "start": T0,
+    "end": T0 + HOUR,
+    "method": "MAX",
+    "bucket_ms": HOUR,
+    "limit": INT_MAX,
+    "conditions": {"__name__": "up"},
+    "host": "a-host",
+    "cores": 4,
+    "production": True,
+    "region": ["us-east", "eu-west"],
+}
+
 EXPECTED_RAW_METRICS = {
     "_type": "MetricsRequest",
     "connectionDetails": {},
@@ -205,17 +219,7 @@ def fake_mirror(aiohttp_server: Any) -> FakeFactory:
 
 def test_builder_metrics_body_matches_stackstate() -> None:
     client = MirrorClient("http://127.0.0.1:1", connection_details=DETAILS)
-    request = client.build.metrics(
-        T0,
-        T0 + HOUR,
-        "MAX",
-        HOUR,
-        INT_MAX,
-        None,
-        False,
-        {"__name__": "up"},
-        {"host": "a-host", "cores": 4, "production": True, "region": ["us-east", "eu-west"]},
-    )
+    request = client.build.metrics(**AGGREGATED_CALL)
     assert request.to_json() == EXPECTED_AGGREGATED_METRICS
     value = request.to_json()["query"]["conditions"][2]["value"]["value"]
     assert isinstance(value, float)  # DoubleValue: 4 is sent as 4.0
@@ -225,7 +229,7 @@ def test_builder_metrics_body_matches_stackstate() -> None:
 def test_builder_field_values_body_matches_stackstate() -> None:
     client = MirrorClient("http://127.0.0.1:1")
     request = client.build.field_values(
-        "metric", "cpu", 0, 10, T0, T0 + HOUR, None, {"region": "eu-west"}
+        "metric", prefix="cpu", limit=10, start=T0, end=T0 + HOUR, region="eu-west"
     )
     assert request.to_json() == EXPECTED_FIELD_VALUES
     client.close()
@@ -233,29 +237,38 @@ def test_builder_field_values_body_matches_stackstate() -> None:
 
 def test_aggregation_needs_a_bucket_size() -> None:
     with MirrorClient("http://127.0.0.1:1") as client, pytest.raises(ValueError, match="bucket"):
-        client.build.metrics(T0, T0 + HOUR, "MAX", None, None, None, False, None, {})
+        client.build.metrics(start=T0, end=T0 + HOUR, method="MAX")
 
 
 def test_unknown_value_type_is_refused() -> None:
     with MirrorClient("http://127.0.0.1:1") as client, pytest.raises(TypeError):
-        client.build.metrics(T0, T0 + HOUR, None, None, None, None, False, None, {"x": object()})
+        client.build.metrics(start=T0, end=T0 + HOUR, x=object())  # type: ignore[arg-type]
+
+
+def test_builder_arguments_are_keyword_only() -> None:
+    """A positional time or limit is refused, not silently read as another part."""
+    with MirrorClient("http://127.0.0.1:1") as client:
+        with pytest.raises(TypeError, match="positional"):
+            client.build.metrics(T0, T0 + HOUR)  # type: ignore[misc]
+        with pytest.raises(TypeError, match="positional"):
+            client.build.field_names(T0, T0 + HOUR)  # type: ignore[misc]
+        with pytest.raises(TypeError, match="positional"):
+            client.build.field_values("metric", "cpu")  # type: ignore[misc]
+
+
+def test_builder_keywords_after_conditions_keep_their_order() -> None:
+    with MirrorClient("http://127.0.0.1:1") as client:
+        request = client.build.field_names(
+            start=T0, end=T0 + HOUR, conditions={"b": "1"}, a="2", c=3
+        )
+    keys = [c["key"] for c in request.to_json()["query"]["conditions"]]
+    assert keys == ["b", "a", "c"]
 
 
 async def test_bodies_on_the_wire_match_stackstate(fake_mirror: FakeFactory) -> None:
     url, fake = await fake_mirror(body=EMPTY_AGGREGATED)
     async with AsyncMirrorClient(url, "api_key", connection_details=DETAILS) as client:
-        await client.metrics(
-            start=T0,
-            end=T0 + HOUR,
-            method="MAX",
-            bucket_ms=HOUR,
-            limit=INT_MAX,
-            conditions={"__name__": "up"},
-            host="a-host",
-            cores=4,
-            production=True,
-            region=["us-east", "eu-west"],
-        )
+        await client.metrics(**AGGREGATED_CALL)
     assert fake.received == [EXPECTED_AGGREGATED_METRICS]
     assert isinstance(fake.received[0]["query"]["conditions"][2]["value"]["value"], float)
 

@@ -171,7 +171,9 @@ def collect(kc: Any, msg_ids: list[str]) -> tuple[dict[str, str], dict[str, list
         assert remaining > 0, f"cells never finished: replies {statuses}, idle {idle}"
         if len(statuses) < len(msg_ids):
             reply = kc.get_shell_msg(timeout=remaining)
-            statuses[reply["parent_header"]["msg_id"]] = reply["content"]["status"]
+            parent = reply["parent_header"].get("msg_id")
+            if parent in outputs:  # not a late kernel_info_reply left by wait_for_ready
+                statuses[parent] = reply["content"]["status"]
             continue
         msg = kc.get_iopub_msg(timeout=remaining)
         parent = msg["parent_header"].get("msg_id")

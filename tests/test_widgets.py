@@ -37,6 +37,7 @@ from mirror_kit.notebook.base import Debouncer, expand_values
 from mirror_kit.notebook.shaping import ShapingPanel
 from mirror_kit.notebook.wizard import StreamWizard
 from mirror_kit.protocol import CompleteValue, FieldDescriptor, FieldType, FieldValuePattern
+from mirror_kit.sources import DataFrameSource, RoutingSource, SyntheticSource
 
 UTC = timezone.utc
 END = T0 + 6 * HOUR
@@ -80,6 +81,53 @@ def test_shaping_panel_defaults_to_the_sources_first_series(mirror: RunningMirro
     assert default.match == A_CPU  # the tutorial's component and metric
     assert repr(default) == "<ShapingPanel a-host/cpu.user>"
     default.close()
+
+
+def test_a_served_routing_source_is_shaped_through_its_default_store() -> None:
+    """``serve`` wraps every source in a RoutingSource: its synthetic default is shaped."""
+    routed = RoutingSource({"synthetic": SyntheticSource()})
+    with start_mirror(routed, port=0) as mirror, MirrorClient(mirror.url, mirror.api_key) as c:
+        before = raw_values(c, **A_CPU)
+        p = shaping_panel(mirror, series=A_CPU, start=T0, end=END, debounce=0, tz=UTC)
+        try:
+            assert p.apply(amplitude=5.0, noise=0.0) is True
+            after = raw_values(c, **A_CPU)
+            assert not np.array_equal(before, after)
+            assert np.ptp(after) == pytest.approx(10.0, abs=0.05)  # 2 x amplitude, no noise
+            assert p.data is not None and p.data.raw is not None
+            np.testing.assert_array_equal(p.data.raw.values, after)
+            p.reset()
+            np.testing.assert_array_equal(raw_values(c, **A_CPU), before)
+        finally:
+            p.close()
+
+
+def test_the_panel_defaults_to_the_routed_synthetic_first_series() -> None:
+    routed = RoutingSource({"synthetic": SyntheticSource()})
+    with start_mirror(routed, port=0) as mirror:
+        p = shaping_panel(mirror, start=T0, end=END, debounce=0)
+        assert p.match == A_CPU
+        p.close()
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        DataFrameSource({"timestamp": [T0], "value": [1.0]}),
+        RoutingSource(
+            {"table": DataFrameSource({"timestamp": [T0], "value": [1.0]}), "s": SyntheticSource()},
+            default="table",
+        ),
+    ],
+    ids=["dataframe", "routing-to-a-dataframe"],
+)
+def test_a_source_that_cannot_be_shaped_is_refused_by_name(source: Any) -> None:
+    """Only what the panel's reads select ({} details: the default store) is shaped."""
+    with (
+        start_mirror(source, port=0) as mirror,
+        pytest.raises(TypeError, match=r"(?i)serves .*dataframe"),
+    ):
+        shaping_panel(mirror, start=T0, end=END, debounce=0)
 
 
 def test_applying_a_parameter_changes_what_the_client_receives(
@@ -225,6 +273,10 @@ def test_invalid_values_show_a_message_and_change_nothing(
         {"period_ms": 0},
         {"colour": "red"},
         {"wave": "zigzag"},
+        {"baseline": float("nan")},
+        {"amplitude": float("inf")},
+        {"amplitude": "big"},
+        {"seed": 1.5},
     ):
         assert panel.apply(**bad) is False
         assert panel.message.startswith("Not applied:"), panel.message

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import html
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..client import MirrorClient, MirrorClientError
@@ -17,7 +17,6 @@ from ..protocol import (
     CompleteValue,
     FieldDescriptor,
     FieldScalar,
-    FieldValueOption,
     FieldValuePattern,
     MirrorError,
 )
@@ -97,16 +96,6 @@ def message_html(text: str, level: str = "info") -> str:
         return ""
     colour = _COLOURS.get(level, _COLOURS["info"])
     return f'<span style="color:{colour}">{html.escape(text)}</span>'
-
-
-def option_text(option: FieldValueOption) -> str:
-    """How an option reads in a dropdown: ``a-host``, ``cpu.*``, ``4``, ``true``."""
-    value = option.value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
 
 
 def expand_values(
@@ -193,8 +182,3 @@ def replace_options(dropdown: Any, options: Sequence[Any], value: Any = None) ->
         dropdown.index = None
         dropdown.options = options
         dropdown.value = value
-
-
-def label_options(values: Iterable[FieldScalar]) -> list[tuple[str, FieldScalar]]:
-    """(label, value) pairs for a Dropdown of field values."""
-    return [(option_text(CompleteValue(v)), v) for v in values]

@@ -205,7 +205,7 @@ def _test(
         return ConnectionCheck(False, f"the mirror is unreachable: {error}{note}", url)
     except (MirrorError, MirrorClientError, httpx.HTTPError) as error:
         return ConnectionCheck(False, error_text(error) + note, url)
-    if not answer.ok:
+    if answer.error is not None:  # not ``answer.ok``: mypy narrows the attribute itself
         return ConnectionCheck(False, error_text(answer.error) + note, url)
     return ConnectionCheck(True, note.strip(" ()"), url)
 

@@ -1,6 +1,8 @@
 """The series shaping panel: change one synthetic series and watch what StackState gets.
 
-The controls change the running ``SyntheticSource`` (``set_shape``, thread-safe);
+The controls change the running source through the ``Shapeable`` protocol
+(``set_shape``, thread-safe): a ``SyntheticSource``, or the one a ``RoutingSource``
+(what ``serve`` runs) has as its default store;
 the plot then asks the mirror again over HTTP, so it shows the answers StackState
 would receive after the change, not the generator's internals. Redraws are
 debounced: dragging a slider changes the series at once but asks the mirror only
@@ -20,7 +22,7 @@ import ipywidgets as widgets
 from ..client import MirrorClient, TimeArg, to_millis
 from ..protocol import AggregationMethod, FieldScalar
 from ..runtime import RunningMirror
-from ..sources import SeriesShape, SyntheticSource, Wave
+from ..sources import RoutingSource, SeriesShape, Shapeable, TelemetrySource, Wave, shaping_of
 from .base import (
     DEFAULT_DEBOUNCE_S,
     Debouncer,
@@ -88,18 +90,12 @@ def shape_warnings(shape: SeriesShape, window_ms: int) -> list[str]:
     return notes
 
 
-def check_changes(shape: SeriesShape, changes: Mapping[str, Any]) -> SeriesShape:
-    """The shape after ``changes``; raises ValueError naming the problem otherwise."""
-    unknown = sorted(set(changes) - set(SeriesShape.__dataclass_fields__))
-    if unknown:
-        raise ValueError(f"unknown parameter(s): {', '.join(unknown)}")
-    for name, value in changes.items():
-        if isinstance(value, float) and not math.isfinite(value):
-            raise ValueError(f"{name} must be a finite number")
-    try:
-        return shape.replace(**changes)
-    except (TypeError, ValueError) as error:
-        raise ValueError(str(error)) from None
+def describe(source: TelemetrySource) -> str:
+    """What a mirror serves, said for a refusal: a router names its default store."""
+    if isinstance(source, RoutingSource):
+        name, kind = source.default_name, source.default.kind
+        return f"a RoutingSource whose default store {name!r} ({kind}) cannot be shaped"
+    return f"a {type(source).__name__}"
 
 
 def _choices(values: Sequence[int], current: int) -> list[tuple[str, int]]:
@@ -248,14 +244,14 @@ class ShapingPanel(Panel):
         tz: tzinfo | None = None,
         interactive_plot: bool | None = None,
     ) -> None:
-        source = mirror.source
-        if not isinstance(source, SyntheticSource):
+        source = shaping_of(mirror.source)
+        if source is None:
             raise TypeError(
-                "the shaping panel changes a SyntheticSource's parameters; this mirror "
-                f"serves a {type(source).__name__}"
+                "the shaping panel changes the series of a Shapeable source (such as "
+                f"SyntheticSource); this mirror serves {describe(mirror.source)}"
             )
         super().__init__(mirror, client)
-        self.source = source
+        self.source: Shapeable = source
         self.labels = labels
         self.start, self.end, self.window_ms = start, end, window_ms
         self.methods, self.bucket_ms = tuple(methods), bucket_ms
@@ -305,7 +301,7 @@ class ShapingPanel(Panel):
         misleading values are shown and the change is kept.
         """
         try:
-            changed = check_changes(self.shape, changes)
+            changed = self.shape.replace(**changes)  # ValueError naming the problem
         except ValueError as error:
             self._say(f"Not applied: {error}", "error")
             return False
@@ -391,7 +387,7 @@ class ShapingPanel(Panel):
     def _init_series(self, series: Mapping[str, FieldScalar] | None) -> None:
         first = self.labels[0]
         if series is None:  # the source's first series (the tutorial's a-host/cpu.user)
-            labels = self.source.catalog.series[0].labels
+            labels = self.source.series_labels()[0]
             series = {k: labels[k] for k in self.labels if k in labels}
         try:
             replace_options(self.label_widgets[first], self.label_values(first))

@@ -13,7 +13,7 @@ from typing import Any
 from ..runtime import RunningMirror
 from .form import ConnectionCheck, SourceForm, check_connection, docker_url, parse_details
 from .inspector import RequestInspector, request_rows, requests_table_html
-from .shaping import ShapingPanel, check_changes, shape_warnings
+from .shaping import ShapingPanel, shape_warnings
 from .wizard import StreamWizard
 
 
@@ -58,7 +58,6 @@ __all__ = [
     "ShapingPanel",
     "SourceForm",
     "StreamWizard",
-    "check_changes",
     "check_connection",
     "docker_url",
     "parse_details",

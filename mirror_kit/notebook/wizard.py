@@ -23,6 +23,7 @@ from ..protocol import (
     FieldValueOption,
     FieldValuePattern,
 )
+from ..protocol.values import as_text
 from ..runtime import RunningMirror
 from .base import (
     DEFAULT_DEBOUNCE_S,
@@ -30,7 +31,6 @@ from .base import (
     Panel,
     error_text,
     message_html,
-    option_text,
     replace_options,
 )
 from .plots import (
@@ -61,7 +61,7 @@ def describe_choice(conditions: dict[str, FieldScalar]) -> str:
     """``host = a-host AND metric = cpu.user``, or a hint when nothing is chosen yet."""
     if not conditions:
         return "no conditions yet: the mirror serves its first series"
-    return " AND ".join(f"{k} = {option_text(CompleteValue(v))}" for k, v in conditions.items())
+    return " AND ".join(f"{k} = {as_text(v)}" for k, v in conditions.items())
 
 
 class StreamWizard(Panel):
@@ -215,9 +215,9 @@ class StreamWizard(Panel):
     def _show_values(self) -> None:
         shown = [
             (
-                f"{option_text(o)}  (refine)"
+                f"{as_text(o.value)}  (refine)"
                 if isinstance(o, FieldValuePattern)
-                else option_text(o),
+                else as_text(o.value),
                 o,
             )
             for o in self.options

@@ -4,6 +4,7 @@ from .base import ConnectionDetails, Points, PointWindow, TelemetrySource, Windo
 from .catalog import CatalogSource, LabeledSeries, SeriesCatalog
 from .prometheus import PrometheusConfig, PrometheusSource
 from .routing import FixedStore, RoutingSource, Store
+from .shaping import ExposesShaping, Shapeable, shaping_of
 from .stores import StoreConfig, StoreDeclaration
 from .synthetic import SeriesShape, SyntheticSource, Wave
 from .tabular import CsvSource, CsvStore, DataFrameSource, TabularSource
@@ -14,6 +15,7 @@ __all__ = [
     "CsvSource",
     "CsvStore",
     "DataFrameSource",
+    "ExposesShaping",
     "FixedStore",
     "LabeledSeries",
     "PointWindow",
@@ -23,6 +25,7 @@ __all__ = [
     "RoutingSource",
     "SeriesCatalog",
     "SeriesShape",
+    "Shapeable",
     "Store",
     "StoreConfig",
     "StoreDeclaration",
@@ -31,4 +34,5 @@ __all__ = [
     "TelemetrySource",
     "Wave",
     "WindowSpan",
+    "shaping_of",
 ]

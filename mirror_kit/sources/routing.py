@@ -40,6 +40,7 @@ from ..protocol import (
 )
 from ..telemetry import STORE
 from .base import ConnectionDetails, Points, PointWindow, TelemetrySource, WindowSpan
+from .shaping import Shapeable, shaping_of
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,10 @@ class Store(ABC):
         """Release what the store holds (connection pools, worker threads)."""
         return None
 
+    def shapeable(self) -> Shapeable | None:
+        """The Shapeable serving this store's series, when they can be reshaped."""
+        return None
+
 
 class FixedStore(Store):
     """A store that is one source, made when the mirror starts (synthetic, Prometheus,
@@ -91,6 +96,9 @@ class FixedStore(Store):
 
     async def source(self, connection_details: ConnectionDetails) -> TelemetrySource:
         return self._source
+
+    def shapeable(self) -> Shapeable | None:
+        return shaping_of(self._source)
 
     async def aclose(self) -> None:
         await close_quietly(self._source)
@@ -165,6 +173,12 @@ class RoutingSource(TelemetrySource):
                 f'"{FILE_KEY}" needs "{SOURCE_KEY}" naming a CSV store that serves a directory',
             )
         return store
+
+    def shapeable(self) -> Shapeable | None:
+        """The default store's Shapeable, if it has one: ``{}`` details (the tutorial's
+        form and the notebook's clients) read the default store, so changing it is what
+        they see. Other stores are reached as ``routed.stores[name].shapeable()``."""
+        return self.default.shapeable()
 
     async def source_for(self, details: ConnectionDetails) -> TelemetrySource:
         """The source answering a request with these details."""

@@ -264,6 +264,9 @@ def default_series() -> list[tuple[LabeledSeries, SeriesShape]]:
 class SyntheticSource(CatalogSource):
     """Serves a catalog of synthetic series; parameters can change while it serves.
 
+    It is a ``Shapeable`` (mirror_kit.sources.shaping): the notebook's shaping panel
+    changes it through that protocol.
+
     ``set_shape`` may be called from any thread (the notebook's widgets do): shapes
     are immutable and swapped whole under a lock, so a request sees either the old
     or the new shape of a series, never a mix.
@@ -274,6 +277,10 @@ class SyntheticSource(CatalogSource):
         self.catalog = SeriesCatalog([s for s, _ in pairs])
         self._shapes: dict[str, SeriesShape] = {s.key: shape for s, shape in pairs}
         self._lock = threading.Lock()
+
+    def series_labels(self) -> list[Mapping[str, FieldScalar]]:
+        """Every series' labels, in catalog order (part of the Shapeable protocol)."""
+        return [s.labels for s in self.catalog.series]
 
     def shape(self, match: Mapping[str, FieldScalar] | None = None) -> SeriesShape:
         """The shape of the first series whose labels include ``match``."""
