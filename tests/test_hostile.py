@@ -1,13 +1,14 @@
 """Memory bounded by budget: what hostile requests inside the limits leave behind.
 
 Unit checks first: the request log keeps short rendered summaries within its byte
-budget and never a parsed request; the catalog's selection memo stays within its
-budget whatever the condition sets. Then a mirror *process* is sent requests that
-are each within the documented limits but built to make it hold memory (1 MiB
-``connectionDetails``, unique ~900 KB ``InSetValue`` sets, clients that never read
-a big answer), and its RSS, read with psutil, must stay within a fixed bound of
-its RSS after a warm-up. Before this was bounded, 200 such test connections took
-the RSS from 58 MiB to 4.9 GiB, and 256 unique sets left 2.4 GiB.
+budget and never a parsed request; the catalog's selection keeps nothing of the
+conditions and costs what the catalog holds, whatever the condition sets. Then a
+mirror *process* is sent requests that are each within the documented limits but
+built to make it hold memory (1 MiB ``connectionDetails``, unique ~900 KB
+``InSetValue`` sets, clients that never read a big answer), and its RSS, read with
+psutil, must stay within a fixed bound of its RSS after a warm-up. Before this was
+bounded, 200 such test connections took the RSS from 58 MiB to 4.9 GiB, and 256
+unique sets left 2.4 GiB.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from serve_process import ServeProcess
 from mirror_kit.protocol import EqualityCondition, InSetValue, StringValue
 from mirror_kit.server.requestlog import SUMMARY_CHARS, RequestLog
 from mirror_kit.sources import SyntheticSource
-from mirror_kit.sources.catalog import SelectionMemo
 
 REPO = Path(__file__).resolve().parents[1]
 MiB = 1 << 20
@@ -83,44 +83,61 @@ def test_the_log_size_still_bounds_the_count() -> None:
     assert 0 < log.size_bytes < 3 * 400
 
 
-# --- the selection memo ------------------------------------------------------------------
+# --- selection by the catalog's index ---------------------------------------------------
+
+
+class CountingSet(frozenset):
+    """A condition set that counts how it is read, and can be watched with a weakref."""
+
+    iterated = 0
+    looked_up = 0
+
+    def __iter__(self) -> Iterator[str]:
+        type(self).iterated += 1
+        return super().__iter__()
+
+    def __contains__(self, item: object) -> bool:
+        type(self).looked_up += 1
+        return super().__contains__(item)
 
 
 def _in_set(index: int, members: int) -> tuple[EqualityCondition, ...]:
-    values = frozenset(f"{index}-member-{m:06d}" for m in range(members))
-    return (EqualityCondition("host", InSetValue(values | {"a-host"})),)
+    values = CountingSet({f"{index}-member-{m:06d}" for m in range(members)} | {"a-host"})
+    return (EqualityCondition("host", InSetValue(values)),)
 
 
-def test_the_selection_memo_stays_within_its_budget() -> None:
+def test_selection_keeps_nothing_of_the_conditions() -> None:
+    """Before: a memo kept every condition set under 1/8 of its 1 MiB budget."""
     catalog = SyntheticSource().catalog
-    budget = catalog._memo.max_bytes
-    for index in range(300):  # ~30 KB keys: fit the memo, but not 300 of them
-        assert catalog.select(_in_set(index, 400), "cpu.user")[0].labels["host"] == "a-host"
-        assert catalog._memo.size_bytes <= budget
-    assert 0 < len(catalog._memo) < 300
+    for index in range(20):
+        conditions = _in_set(index, 400)  # ~30 KB: the memo used to keep these
+        alive = weakref.ref(conditions[0].value.value)
+        assert catalog.select(conditions, "cpu.user")[0].labels["host"] == "a-host"
+        del conditions
+        gc.collect()
+        assert alive() is None, "the catalog keeps the condition set"
 
 
-def test_a_huge_condition_set_is_not_remembered_and_flushes_nothing() -> None:
+def test_a_huge_in_set_costs_what_the_catalog_holds() -> None:
+    """55,000 members against a catalog with a few hosts: a look-up per host text,
+    the set never iterated (before: iterated to size the memo key, ~25 ms)."""
     catalog = SyntheticSource().catalog
-    a_host = (EqualityCondition("host", StringValue("a-host")),)
-    first = catalog.select(a_host, "cpu.user")
-    remembered = len(catalog._memo)
-    for index in range(3):
-        catalog.select(_in_set(index, 50_000), "cpu.user")  # ~3 MB each
-    assert len(catalog._memo) == remembered
-    assert catalog.select(a_host, "cpu.user") is first  # still remembered
+    hosts = {s.labels["host"] for s in catalog.series}
+    CountingSet.iterated = CountingSet.looked_up = 0
+    chosen = catalog.select(_in_set(0, 55_000))
+    expected = [s for s in catalog.series if s.labels["host"] == "a-host"]
+    assert list(chosen) == expected and expected
+    assert CountingSet.iterated == 0
+    assert 0 < CountingSet.looked_up <= len(hosts)
 
 
-def test_the_memo_drops_the_least_recently_used() -> None:
-    memo = SelectionMemo(max_bytes=8 * 1024)
-    keys = [((EqualityCondition("host", StringValue(f"h{i}")),), None) for i in range(100)]
-    for key in keys:
-        memo.put(key, ())
-        memo.get(keys[0])  # keep using the first
-    assert memo.get(keys[0]) == ()
-    assert memo.get(keys[1]) is None
-    assert memo.get(keys[-1]) == ()
-    assert memo.size_bytes <= 8 * 1024
+def test_a_small_in_set_is_read_member_by_member() -> None:
+    catalog = SyntheticSource().catalog
+    CountingSet.iterated = CountingSet.looked_up = 0
+    condition = EqualityCondition("host", InSetValue(CountingSet({"c-host", "z-host"})))
+    chosen = catalog.select((condition, EqualityCondition("metric", StringValue("mem.used"))))
+    assert [s.key for s in chosen] == ["c-host/mem.used"]
+    assert CountingSet.iterated == 1 and CountingSet.looked_up == 0
 
 
 # --- a mirror process under hostile requests ---------------------------------------------
