@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 from conftest import HOUR, T0
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from mirror_wire import (
     FIELD_NAMES,
@@ -356,26 +356,25 @@ MIXED = SeriesCatalog(
         )
     ]
 )
-TEXTS = st.sampled_from(
-    [
-        "a",
-        "b",
-        "a.b",
-        "c",
-        "z",
-        "1",
-        "1.0",
-        "2",
-        "2.0",
-        "2.5",
-        "true",
-        "false",
-        "x",
-        "0",
-        "1e+17",
-        "100000000000000000",
-    ]
-)
+TEXT_LIST = [
+    "a",
+    "b",
+    "a.b",
+    "c",
+    "z",
+    "1",
+    "1.0",
+    "2",
+    "2.0",
+    "2.5",
+    "true",
+    "false",
+    "x",
+    "0",
+    "1e+17",
+    "100000000000000000",
+]
+TEXTS = st.sampled_from(TEXT_LIST)
 VALUES = st.one_of(
     TEXTS.map(StringValue),
     st.sampled_from([0.0, 1.0, 2.0, 2.5, 3.0, 1e17]).map(DoubleValue),
@@ -387,7 +386,14 @@ CONDITIONS = st.lists(
 )
 
 
+@settings(max_examples=300, deadline=None)
 @given(CONDITIONS)
+@example([EqualityCondition("n", StringValue("2.0"))])  # a whole double's second form
+@example([EqualityCondition("n", InSetValue(frozenset({"1e+17", "z"})))])
+@example([EqualityCondition("mixed", DoubleValue(1.0))])  # 1.0, not True
+@example([EqualityCondition("mixed", BooleanValue(True))])  # True, not 1.0
+@example([EqualityCondition("mixed", InSetValue(frozenset({"true"})))])
+@example([EqualityCondition("host", InSetValue(frozenset(TEXT_LIST)))])  # more than the index
 def test_the_index_selects_what_each_condition_matches(
     conditions: list[EqualityCondition],
 ) -> None:
