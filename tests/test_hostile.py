@@ -27,7 +27,13 @@ from conftest import DAY, HOUR, T0
 from mirror_wire import CONNECTION, METRIC, metrics_body
 from serve_process import ServeProcess
 
-from mirror_kit.protocol import EqualityCondition, InSetValue, StringValue
+from mirror_kit.protocol import (
+    EqualityCondition,
+    InSetValue,
+    MetricsQuery,
+    MetricsRequest,
+    StringValue,
+)
 from mirror_kit.server.requestlog import SUMMARY_CHARS, RequestLog
 from mirror_kit.sources import SyntheticSource
 
@@ -129,6 +135,19 @@ def test_a_huge_in_set_costs_what_the_catalog_holds() -> None:
     assert list(chosen) == expected and expected
     assert CountingSet.iterated == 0
     assert 0 < CountingSet.looked_up <= len(hosts)
+
+
+def test_a_huge_in_set_is_logged_by_its_size_without_reading_it() -> None:
+    """Before: the log's summary took the five least of 55,000 members (~18 ms)."""
+    log = RequestLog()
+    (condition,) = _in_set(0, 55_000)
+    request = MetricsRequest(MetricsQuery(T0, T0 + HOUR, conditions=(condition,)))
+    CountingSet.iterated = 0
+    log.record(time.perf_counter(), "metric", METRIC, request.summary, 200)
+    assert CountingSet.iterated == 0
+    assert log.entries()[0].summary == "metric raw where host in [55001 values]"
+    small = EqualityCondition("host", InSetValue(frozenset(["c", "a", "b"])))
+    assert small.describe() == "host in [a, b, c]"
 
 
 def test_a_small_in_set_is_read_member_by_member() -> None:
