@@ -40,6 +40,7 @@ from ..protocol.constants import API_KEY_HEADER
 from ..protocol.encoding import encode
 from ..sources import SyntheticSource, TelemetrySource
 from . import auth
+from .admission import Admission
 from .requestlog import RequestLog, Subject, summary_of
 from .tally import LOG_INTERVAL_S, Tally
 
@@ -169,9 +170,11 @@ def create_app(
     connections = Connections()
     app[CONNECTIONS] = connections
     guard = _Guard(settings, request_log, connections)
+    admission = Admission()  # heavy bodies parsed off the loop (admission.py)
+    app.on_cleanup.append(lambda _: admission.aclose())
     for prefix in auth.route_prefixes(settings.auth_secret):
         for path, request_type in ROUTES.items():
-            handler = _method_handler(request_type, source, settings)
+            handler = _method_handler(request_type, source, settings, admission)
             app.router.add_post(prefix + path, guard(handler, path.removeprefix("/api/"), path))
         app.router.add_get(prefix + "/healthz", guard(_healthz, "GET", "/healthz"))
         app.router.add_get(prefix + "/openapi.json", guard(_openapi, "GET", "/openapi.json"))
@@ -189,10 +192,13 @@ async def _close_source(app: web.Application) -> None:
 
 
 def _method_handler(
-    request_type: Any, source: TelemetrySource, settings: ServerSettings
+    request_type: Any, source: TelemetrySource, settings: ServerSettings, admission: Admission
 ) -> Endpoint:
     """The handler of one Mirror API method, bound to the mirror's source and settings."""
     limits, timeout_s = settings.limits, settings.request_timeout_s
+
+    def parse(body: bytes) -> Any:
+        return request_type.from_json(_parse_json(body))
 
     async def handle(request: web.Request, facts: Facts) -> web.Response:
         raw = _arrived_body(request)
@@ -201,7 +207,7 @@ def _method_handler(
         encoding = request.headers.get(hdrs.CONTENT_ENCODING)
         if encoding is not None:
             raw = _decoded(raw, encoding, request.client_max_size)
-        parsed = request_type.from_json(_parse_json(raw))
+        parsed = await admission.parse(raw, parse)
         facts.subject = parsed.summary
         try:
             if source.blocks(parsed.connection_details):
@@ -424,6 +430,9 @@ def _failure_response(
     response = _error_response(mirror_error)
     if isinstance(error, web.HTTPException) and "Allow" in error.headers:
         response.headers["Allow"] = error.headers["Allow"]  # a 405 must say what is allowed
+    retry_after_s = getattr(error, "retry_after_s", None)  # admission.Busy (a 503)
+    if retry_after_s is not None:
+        response.headers["Retry-After"] = str(retry_after_s)
     return response
 
 
