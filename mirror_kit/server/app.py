@@ -170,7 +170,7 @@ def create_app(
     connections = Connections()
     app[CONNECTIONS] = connections
     guard = _Guard(settings, request_log, connections)
-    admission = Admission()  # heavy bodies parsed off the loop (admission.py)
+    admission = Admission()  # heavy bodies and answers off the loop (admission.py)
     app.on_cleanup.append(lambda _: admission.aclose())
     for prefix in auth.route_prefixes(settings.auth_secret):
         for path, request_type in ROUTES.items():
@@ -221,7 +221,7 @@ def _method_handler(
             ) from None
         if isinstance(response, MetricsResponse):
             facts.points = len(response.telemetry.values)
-        return _bytes_response(response.to_bytes())
+        return _bytes_response(await admission.encode(response))
 
     handle.__name__ = f"handle_{request_type.type_name}"
     return handle
