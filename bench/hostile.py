@@ -26,6 +26,7 @@ import contextlib
 import gzip
 import json
 import multiprocessing
+import os
 import socket
 import statistics
 import subprocess
@@ -193,10 +194,18 @@ HOSTILE: dict[str, tuple[Callable[..., None], tuple[object, ...]]] = {
 }
 
 
+def _niced(target: Callable[..., None], *args: object) -> None:
+    """Run a hostile client at a lower CPU priority: an attacker's CPU is not the
+    mirror's (its clients are elsewhere); on a shared 2-core machine they would
+    otherwise take the mirror's core."""
+    os.nice(10)
+    target(*args)
+
+
 def hostile_processes(port: int, pace: float, kinds: list[str]) -> list[multiprocessing.Process]:
     return [
         multiprocessing.Process(
-            target=HOSTILE[kind][0], args=(port, pace, *HOSTILE[kind][1]), daemon=True
+            target=_niced, args=(HOSTILE[kind][0], port, pace, *HOSTILE[kind][1]), daemon=True
         )
         for kind in kinds
     ]
