@@ -13,13 +13,16 @@ unique sets left 2.4 GiB.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import json
 import socket
+import threading
 import time
 import weakref
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -27,6 +30,7 @@ from conftest import DAY, HOUR, T0
 from mirror_wire import CONNECTION, METRIC, metrics_body
 from serve_process import ServeProcess
 
+from mirror_kit import service
 from mirror_kit.protocol import (
     EqualityCondition,
     InSetValue,
@@ -34,6 +38,8 @@ from mirror_kit.protocol import (
     MetricsRequest,
     StringValue,
 )
+from mirror_kit.server import app as app_module
+from mirror_kit.server.admission import Admission, Busy
 from mirror_kit.server.requestlog import SUMMARY_CHARS, RequestLog
 from mirror_kit.sources import SyntheticSource
 
@@ -157,6 +163,101 @@ def test_a_small_in_set_is_read_member_by_member() -> None:
     chosen = catalog.select((condition, EqualityCondition("metric", StringValue("mem.used"))))
     assert [s.key for s in chosen] == ["c-host/mem.used"]
     assert CountingSet.iterated == 1 and CountingSet.looked_up == 0
+
+
+# --- admission: heavy work off the loop, bounded --------------------------------------
+
+
+async def test_small_bodies_are_parsed_on_the_loop_and_heavy_ones_in_the_worker() -> None:
+    admission = Admission(heavy_bytes=1000)
+    try:
+        here = threading.get_ident()
+        assert await admission.parse(b"x" * 1000, lambda _: threading.get_ident()) == here
+        there = await admission.parse(b"x" * 1001, lambda _: threading.get_ident())
+        assert there != here
+    finally:
+        await admission.aclose()
+
+
+async def test_heavy_work_past_the_queue_is_busy_and_the_queued_are_answered() -> None:
+    admission = Admission(heavy_bytes=0, max_waiting=1)
+    gate = threading.Event()
+
+    def slow(body: bytes) -> bytes:
+        assert gate.wait(10)
+        return body.upper()
+
+    try:
+        running = asyncio.ensure_future(admission.parse(b"a", slow))
+        waiting = asyncio.ensure_future(admission.parse(b"b", slow))
+        await asyncio.sleep(0.05)
+        with pytest.raises(Busy) as refused:
+            await admission.parse(b"c", slow)
+        assert refused.value.http_status == 503 and refused.value.retry_after_s == 1
+        assert "Mirror busy" in refused.value.summary
+        running.cancel()  # its client left, but the worker still holds its body:
+        await asyncio.sleep(0.05)  # its place is given back only when the worker is done
+        with pytest.raises(Busy):
+            await admission.parse(b"d", slow)
+        waiting.cancel()  # not started: dropped from the queue, its place given back
+        await asyncio.sleep(0.05)
+        queued = asyncio.ensure_future(admission.parse(b"e", slow))
+        await asyncio.sleep(0.05)
+        gate.set()
+        assert await queued == b"E"  # queued behind the running one, then answered
+        assert await admission.parse(b"f", slow) == b"F"  # every place given back
+    finally:
+        gate.set()
+        await admission.aclose()
+
+
+async def test_heavy_answers_are_encoded_off_the_loop_byte_for_byte() -> None:
+    source = SyntheticSource()
+    request = MetricsRequest(MetricsQuery(T0, T0 + 7 * DAY, conditions=_where(A_CPU)))
+    response = await service.answer(request, source, service.Limits())
+    assert len(response.telemetry.values) == 50_000
+    admission = Admission()
+    try:
+        assert await admission.encode(response) == response.to_bytes()
+    finally:
+        await admission.aclose()
+
+
+def _where(where: dict[str, str]) -> tuple[EqualityCondition, ...]:
+    return tuple(EqualityCondition(k, StringValue(v)) for k, v in where.items())
+
+
+async def test_a_busy_mirror_answers_503_with_retry_after(
+    aiohttp_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over HTTP: the 503 is a protocol body with the API key and Retry-After, and
+    a heavy request (a 100 KB InSetValue) is answered like a small one."""
+    admission = Admission(heavy_bytes=64 * 1024, max_waiting=0)
+    monkeypatch.setattr(app_module, "Admission", lambda: admission)
+    api = await aiohttp_client(app_module.create_app())
+    members = [f"m-{m:06d}" for m in range(10_000)] + ["a-host"]
+    heavy = json.dumps(metrics_body(T0, T0 + HOUR, {"host": members, "metric": "cpu.user"}))
+    small = json.dumps(metrics_body(T0, T0 + HOUR, A_CPU))
+    assert len(heavy) > 64 * 1024
+    answered = await api.post(METRIC, data=heavy, headers={"Content-Type": "application/json"})
+    expected = await api.post(METRIC, data=small, headers={"Content-Type": "application/json"})
+    assert answered.status == expected.status == 200
+    assert await answered.read() == await expected.read()
+    gate = threading.Event()
+    occupied = asyncio.ensure_future(admission.parse(b"x" * 100_000, lambda _: gate.wait(10)))
+    try:
+        await asyncio.sleep(0.05)
+        busy = await api.post(METRIC, data=heavy, headers={"Content-Type": "application/json"})
+        assert busy.status == 503
+        assert busy.headers["Retry-After"] == "1"
+        assert busy.headers["X-MIRROR-API-KEY"] == "api_key"
+        body = await busy.json()
+        assert body["_type"] == "RemoteMirrorError" and "Mirror busy" in body["summary"]
+        again = await api.post(METRIC, data=small, headers={"Content-Type": "application/json"})
+        assert again.status == 200  # small requests never wait for the worker
+    finally:
+        gate.set()
+        await occupied
 
 
 # --- a mirror process under hostile requests ---------------------------------------------
