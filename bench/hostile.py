@@ -98,6 +98,16 @@ def well_behaved(url: str, seconds: float) -> list[float]:
 # --- hostile clients, each run in its own process until terminated ----------------------
 
 
+#: Hostile requests answered (the senders'), by status class: 2xx, 503, other; and
+#: requests sent without reading (non-readers). Shared with the forked senders.
+SENT = multiprocessing.Array("l", 4)
+
+
+def _count(slot: int) -> None:
+    with SENT.get_lock():
+        SENT[slot] += 1
+
+
 def _sender(
     port: int, pace: float, bodies: Callable[[int], tuple[str, bytes, dict[str, str]]]
 ) -> None:
@@ -106,9 +116,10 @@ def _sender(
         while True:
             path, body, headers = bodies(index)
             with contextlib.suppress(httpx.HTTPError):
-                http.post(
+                answer = http.post(
                     path, content=body, headers={"Content-Type": "application/json", **headers}
                 )
+                _count(0 if answer.status_code < 300 else 1 if answer.status_code == 503 else 2)
             index += 1
             time.sleep(pace)
 
@@ -182,6 +193,7 @@ def non_readers(port: int, pace: float) -> None:
             sock.connect((HOST, port))
             sock.sendall(request)
             held.append(sock)
+            _count(3)
         time.sleep(pace)
 
 
@@ -293,6 +305,11 @@ def main(argv: list[str] | None = None) -> int:
         f"RSS (MiB): before {rss_before / MiB:.1f}, after idle {rss_idle / MiB:.1f}, "
         f"during hostile {rss_peak / MiB:.1f}, after {rss_after / MiB:.1f}: "
         f"growth {(max(rss_peak, rss_after) - rss_before) / MiB:+.1f}"
+    )
+    ok, busy, other, unread = SENT[:]
+    print(
+        f"hostile requests: {ok} answered 2xx, {busy} 503, {other} other 4xx/5xx "
+        f"(bad encodings: 400/413); {unread} sent and never read"
     )
     print(f"mirror CPU while hostile: {cpu_share:.0%} of one core; load average {load()}")
     ok_latency = hostile_p99 < 5 * idle_p99
