@@ -76,6 +76,8 @@ ERROR_STATUSES: dict[int, str] = {
     413: "The request body is larger than the server's cap (1 MiB by default).",
     500: "An unexpected failure inside the mirror (RemoteMirrorError).",
     502: "The store behind the mirror cannot be reached (MetricStoreConnectionError).",
+    503: "The mirror is busy: every connection is answering, or too many large request "
+    "bodies or answers are queued (RemoteMirrorError, with Retry-After).",
     504: "The answer was not ready within the server's request timeout.",
 }
 AUTH_STATUS = 403

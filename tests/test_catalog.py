@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 from conftest import HOUR, T0
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from mirror_wire import (
     FIELD_NAMES,
     FIELD_VALUES,
@@ -30,7 +32,16 @@ from mirror_wire import (
 )
 
 from mirror_kit import SyntheticSource, create_app
-from mirror_kit.protocol import EqualityCondition, MetricNotFoundError, StringValue
+from mirror_kit.protocol import (
+    BooleanValue,
+    DoubleValue,
+    EqualityCondition,
+    InSetValue,
+    MetricNotFoundError,
+    StringValue,
+    UnsupportedFieldTypeError,
+)
+from mirror_kit.sources import LabeledSeries, SeriesCatalog
 
 START, END = T0, T0 + HOUR
 SERIES_ORDER = [s.key for s in SyntheticSource().catalog.series]
@@ -314,14 +325,92 @@ async def test_field_values_offset_limit_and_partial(api: TestClient) -> None:
     assert none["values"] == [] and none["isPartial"] is True
 
 
-def test_selection_is_remembered_per_condition_set_and_errors_are_not() -> None:
+def test_selection_is_the_same_for_equal_condition_sets_and_errors_every_time() -> None:
     catalog = SyntheticSource().catalog
     a_host = (EqualityCondition("host", StringValue("a-host")),)
     cpu = catalog.select(a_host)
     assert [s.labels["metric"] for s in cpu][:2] == ["cpu.user", "cpu.system"]
     assert catalog.select(list(a_host)) == cpu  # a list is the same set
     assert catalog.select(a_host, "double") == cpu
+    assert catalog.select(()) == catalog.series
     nowhere = (EqualityCondition("host", StringValue("no-such-host")),)
     for _ in range(2):  # raised every time, never remembered as an answer
         with pytest.raises(MetricNotFoundError):
             catalog.select(nowhere)
+
+
+# --- the index selects exactly what testing every series would ---------------------------
+
+#: Labels of mixed types on purpose: True == 1.0 in Python, 2.0 reads "2" and "2.0".
+MIXED = SeriesCatalog(
+    [
+        LabeledSeries(f"s{i}", labels)
+        for i, labels in enumerate(
+            [
+                {"host": "a", "n": 1.0, "flag": True, "mixed": True},
+                {"host": "b", "n": 2.0, "flag": False, "mixed": 1.0},
+                {"host": "a.b", "n": 2.5, "mixed": "1"},
+                {"host": "c", "n": 1e17, "flag": True, "mixed": "true"},
+                {"n": 0.0, "other": "x"},
+            ]
+        )
+    ]
+)
+TEXT_LIST = [
+    "a",
+    "b",
+    "a.b",
+    "c",
+    "z",
+    "1",
+    "1.0",
+    "2",
+    "2.0",
+    "2.5",
+    "true",
+    "false",
+    "x",
+    "0",
+    "1e+17",
+    "100000000000000000",
+]
+TEXTS = st.sampled_from(TEXT_LIST)
+VALUES = st.one_of(
+    TEXTS.map(StringValue),
+    st.sampled_from([0.0, 1.0, 2.0, 2.5, 3.0, 1e17]).map(DoubleValue),
+    st.booleans().map(BooleanValue),
+    st.frozensets(TEXTS, max_size=6).map(InSetValue),
+)
+CONDITIONS = st.lists(
+    st.builds(EqualityCondition, st.sampled_from(sorted(MIXED.fields)), VALUES), max_size=3
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(CONDITIONS)
+@example([EqualityCondition("n", StringValue("2.0"))])  # a whole double's second form
+@example([EqualityCondition("n", InSetValue(frozenset({"1e+17", "z"})))])
+@example([EqualityCondition("mixed", DoubleValue(1.0))])  # 1.0, not True
+@example([EqualityCondition("mixed", BooleanValue(True))])  # True, not 1.0
+@example([EqualityCondition("mixed", InSetValue(frozenset({"true"})))])
+@example([EqualityCondition("host", InSetValue(frozenset(TEXT_LIST)))])  # more than the index
+def test_the_index_selects_what_each_condition_matches(
+    conditions: list[EqualityCondition],
+) -> None:
+    expected = tuple(
+        s
+        for s in MIXED.series
+        if all(c.key in s.labels and c.matches(s.labels[c.key]) for c in conditions)
+    )
+    try:
+        chosen = MIXED.select(conditions)
+    except UnsupportedFieldTypeError:
+        assert any(
+            c.value.field_type not in (None, MIXED.fields[c.key].field_type.kind)
+            for c in conditions
+        )
+        return
+    except MetricNotFoundError:
+        assert expected == ()
+        return
+    assert chosen == expected

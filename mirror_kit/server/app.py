@@ -33,6 +33,7 @@ from ..protocol.constants import API_KEY_HEADER
 from ..protocol.encoding import encode
 from ..sources import SyntheticSource, TelemetrySource
 from . import auth
+from .admission import Admission
 from .metrics import setup_metrics
 from .requestlog import RequestLog
 from .settings import ServerSettings
@@ -115,9 +116,12 @@ def create_app(
         api_key_header=API_KEY_HEADER,
         auth_header=None if settings.auth_secret is None else auth.AUTH_HEADER,
     )
+    admission = Admission()  # heavy bodies and answers off the loop (admission.py)
+    app.on_cleanup.append(lambda _: admission.aclose())
     for prefix in auth.route_prefixes(settings.auth_secret):
         for path, request_type in ROUTES.items():
-            app.router.add_post(prefix + path, _method_handler(request_type, source, settings))
+            handler = _method_handler(request_type, source, settings, admission)
+            app.router.add_post(prefix + path, handler)
         app.router.add_get(prefix + "/healthz", _healthz)
         app.router.add_get(prefix + "/openapi.json", _openapi)
     setup_metrics(app)  # /metrics, /readyz and the request timing
@@ -161,14 +165,17 @@ async def mirror_middleware(request: web.Request, handler: Handler) -> web.Strea
 
 
 def _method_handler(
-    request_type: Any, source: TelemetrySource, settings: ServerSettings
+    request_type: Any, source: TelemetrySource, settings: ServerSettings, admission: Admission
 ) -> Handler:
     """The handler of one Mirror API method, bound to the mirror's source and settings."""
     limits, timeout_s = settings.limits, settings.request_timeout_s
 
+    def parse(body: bytes) -> Any:
+        return request_type.from_bytes(body)
+
     async def handle(request: web.Request) -> web.Response:
         raw = await _body(request, settings.body_timeout_s)
-        parsed = request_type.from_bytes(raw)
+        parsed = await admission.parse(raw, parse)
         facts = request[FACTS]
         facts.subject = parsed.summary()
         try:
@@ -180,7 +187,7 @@ def _method_handler(
             ) from None
         if isinstance(response, MetricsResponse):
             facts.points = len(response.telemetry.values)
-        return _bytes_response(response.to_bytes())
+        return _bytes_response(await admission.encode(response))
 
     handle.__name__ = f"handle_{request_type.type_name}"
     return handle
@@ -286,6 +293,9 @@ def _failure_response(
     response = _error_response(mirror_error)
     if isinstance(error, web.HTTPException) and "Allow" in error.headers:
         response.headers["Allow"] = error.headers["Allow"]  # a 405 must say what is allowed
+    retry_after_s = getattr(error, "retry_after_s", None)  # admission.Busy (a 503)
+    if retry_after_s is not None:
+        response.headers["Retry-After"] = str(retry_after_s)
     return response
 
 

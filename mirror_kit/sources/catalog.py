@@ -24,15 +24,13 @@ Rules (documented in the README):
 
 from __future__ import annotations
 
-import sys
-import threading
 from abc import abstractmethod
-from collections import OrderedDict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from ..protocol import (
     CompleteValue,
+    DoubleValue,
     EqualityCondition,
     FieldDescriptor,
     FieldNamesQuery,
@@ -41,13 +39,14 @@ from ..protocol import (
     FieldValueOption,
     FieldValuePattern,
     FieldValuesQuery,
+    InSetValue,
     MetricNotFoundError,
     MetricsQuery,
     StringValue,
     UnsupportedFieldTypeError,
     describe_conditions,
 )
-from ..protocol.values import as_text
+from ..protocol.values import as_text, text_forms
 from .base import ConnectionDetails, Points, PointWindow, TelemetrySource
 
 
@@ -86,68 +85,63 @@ def hierarchical_options(values: Iterable[FieldScalar], prefix: str) -> list[Fie
     return [options[k] for k in sorted(options)]
 
 
-_MemoKey = tuple[tuple[EqualityCondition, ...], "str | None"]
+#: Positions (in catalog order) of the series a condition holds for.
+Positions = frozenset[int]
+_NOWHERE: Positions = frozenset()
 
 
-class SelectionMemo:
-    """The latest selections, least recently used dropped first, within ``max_bytes``.
+class FieldIndex:
+    """Where each value of one field is, built once: text forms and numbers to positions.
 
-    Bounded in bytes, not entries: a key is what the caller sent (one condition set
-    may be a 1 MiB ``InSetValue``), a value may hold every series. A selection
-    costing more than an eighth of the budget is not kept at all, so one hostile
-    request can neither fill the memo nor flush it. functools.lru_cache and
-    cachetools count entries or the value only; the key's size is what matters here.
-    Thread-safe: notebooks call sources from their own threads.
+    Selection looks conditions up here instead of testing every series: a
+    ``StringValue`` or ``InSetValue`` matches by text form (``text_forms``), a
+    ``DoubleValue`` by number, anything else by testing the field's distinct values.
+    So a request's work is bounded by the catalog, never by what the caller sent: an
+    ``InSetValue`` of 55,000 members costs as many set look-ups as the field has text
+    forms (when that is fewer), and the set is never copied, hashed or kept.
     """
 
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self.size_bytes = 0
-        self._entries: OrderedDict[_MemoKey, tuple[tuple[LabeledSeries, ...], int]] = OrderedDict()
-        self._lock = threading.Lock()
+    def __init__(self) -> None:
+        self.by_text: dict[str, set[int]] = {}
+        self.by_number: dict[float, set[int]] = {}
+        #: Distinct values, told apart by type too (``True == 1.0`` in Python).
+        self.by_value: dict[tuple[type, FieldScalar], set[int]] = {}
 
-    def get(self, key: _MemoKey) -> tuple[LabeledSeries, ...] | None:
-        with self._lock:
-            found = self._entries.get(key)
-            if found is None:
-                return None
-            self._entries.move_to_end(key)
-            return found[0]
+    def add(self, value: FieldScalar, position: int) -> None:
+        for form in text_forms(value):
+            self.by_text.setdefault(form, set()).add(position)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            self.by_number.setdefault(value, set()).add(position)
+        self.by_value.setdefault((type(value), value), set()).add(position)
 
-    def put(self, key: _MemoKey, chosen: tuple[LabeledSeries, ...]) -> None:
-        cost = _key_bytes(key) + sys.getsizeof(chosen)
-        if cost > self.max_bytes // 8:
-            return
-        with self._lock:
-            previous = self._entries.pop(key, None)
-            if previous is not None:
-                self.size_bytes -= previous[1]
-            self._entries[key] = (chosen, cost)
-            self.size_bytes += cost
-            while self.size_bytes > self.max_bytes:
-                _, (_, dropped) = self._entries.popitem(last=False)
-                self.size_bytes -= dropped
+    def freeze(self) -> None:
+        """Make every position set a frozenset (shared with callers, never changed)."""
+        for table in (self.by_text, self.by_number, self.by_value):
+            for key, positions in table.items():
+                table[key] = frozenset(positions)  # type: ignore[assignment]
 
-    def __len__(self) -> int:
-        return len(self._entries)
+    def positions(self, condition: EqualityCondition) -> Positions:
+        """Where ``condition`` holds: what ``condition.matches`` says of each value."""
+        value = condition.value
+        if isinstance(value, StringValue):
+            return self.by_text.get(value.value, _NOWHERE)
+        if isinstance(value, InSetValue):
+            return self._in_set(value.value)
+        if isinstance(value, DoubleValue):
+            return self.by_number.get(value.value, _NOWHERE)
+        return _union(p for (_, v), p in self.by_value.items() if condition.matches(v))
+
+    def _in_set(self, members: Collection[str]) -> Positions:
+        if not isinstance(members, (set, frozenset)):
+            members = frozenset(members)
+        texts = self.by_text
+        if len(members) < len(texts):
+            return _union(texts[m] for m in members if m in texts)
+        return _union(p for text, p in texts.items() if text in members)
 
 
-#: What a condition or a key tuple costs besides its strings (objects, tuple slots).
-_CONDITION_BYTES = 200
-
-
-def _key_bytes(key: _MemoKey) -> int:
-    """About what a memo key holds in memory: its strings and the objects around them."""
-    conditions, metric_field = key
-    total = sys.getsizeof(conditions) + sys.getsizeof(metric_field)
-    for condition in conditions:
-        total += _CONDITION_BYTES + sys.getsizeof(condition.key)
-        value = condition.value.value
-        if isinstance(value, frozenset):
-            total += sys.getsizeof(value) + sum(map(sys.getsizeof, value))
-        else:
-            total += sys.getsizeof(value)
-    return total
+def _union(parts: Iterable[Positions]) -> Positions:
+    return frozenset().union(*parts)
 
 
 class SeriesCatalog:
@@ -158,37 +152,32 @@ class SeriesCatalog:
         series: Sequence[LabeledSeries],
         metric_label: str = "metric",
         value_fields: Iterable[str] = (),
-        memo_bytes: int = 1 << 20,
     ) -> None:
         self.series = tuple(series)
         self.metric_label = metric_label
         #: The store's value fields ``metricField`` chooses among (a table's columns).
         self.value_fields = frozenset(value_fields)
         fields: dict[str, FieldDescriptor] = {}
-        for s in self.series:
+        index: dict[str, FieldIndex] = {}
+        for position, s in enumerate(self.series):
             for name, value in s.labels.items():
                 fields.setdefault(name, FieldDescriptor(name, _field_type(value)))
+                index.setdefault(name, FieldIndex()).add(value, position)
+        for field_index in index.values():
+            field_index.freeze()
         self.fields = fields
-        self._memo = SelectionMemo(memo_bytes)
+        self._index = index
 
     def select(
         self, conditions: Sequence[EqualityCondition], metric_field: str | None = None
     ) -> tuple[LabeledSeries, ...]:
         """The series all conditions hold for, in catalog order; never empty.
 
-        Remembered within a byte budget (SelectionMemo): StackState asks for the same
-        streams again and again, and the labels never change.
+        Each condition is looked up in its field's index (FieldIndex) and the
+        positions intersected: the work is bounded by the catalog, whatever the
+        conditions hold, and nothing of them is kept after the call.
         """
-        key = (tuple(conditions), metric_field)
-        chosen = self._memo.get(key)
-        if chosen is None:
-            chosen = self._find(*key)
-            self._memo.put(key, chosen)
-        return chosen
-
-    def _find(
-        self, conditions: tuple[EqualityCondition, ...], metric_field: str | None
-    ) -> tuple[LabeledSeries, ...]:
+        conditions = tuple(conditions)
         if metric_field in self.value_fields:
             conditions += (EqualityCondition(self.metric_label, StringValue(metric_field)),)
         for condition in conditions:
@@ -199,12 +188,16 @@ class SeriesCatalog:
                     f"No field named {condition.key!r}; fields are {', '.join(self.fields)}.",
                 )
             condition.check_type(field.field_type)
-        chosen = tuple(s for s in self.series if _holds(s, conditions))
+        if not conditions:
+            return self.series
+        found = sorted((self._index[c.key].positions(c) for c in conditions), key=len)
+        chosen = found[0].intersection(*found[1:])
         if not chosen:
             raise MetricNotFoundError(
                 describe_conditions(conditions), "No series matches these conditions."
             )
-        return chosen
+        series = self.series
+        return tuple(series[position] for position in sorted(chosen))
 
     def field_names(self, conditions: Sequence[EqualityCondition]) -> list[FieldDescriptor]:
         """Names on the series the conditions select; none when they select nothing."""
@@ -229,10 +222,6 @@ class SeriesCatalog:
             return []
         values = {s.labels[name] for s in chosen if name in s.labels}
         return hierarchical_options(values, query.field_value_prefix or "")
-
-
-def _holds(series: LabeledSeries, conditions: Sequence[EqualityCondition]) -> bool:
-    return all(c.key in series.labels and c.matches(series.labels[c.key]) for c in conditions)
 
 
 class CatalogSource(TelemetrySource):
