@@ -42,7 +42,7 @@ from mirror_kit.protocol.constants import CONNECTION_PATH, METRICS_PATH
 Workload = tuple[str, dict[str, Any]]  # path, body
 RAW_3H: Workload = (METRICS_PATH, metrics_body(T0 - 3 * HOUR, T0))
 WORKLOADS = {
-    "test connection": (CONNECTION_PATH, TestConnectionRequest().to_json()),
+    "test connection": (CONNECTION_PATH, TestConnectionRequest({}).to_json()),
     "3-hour raw": RAW_3H,
 }
 WITHOUT_TELEMETRY = (

@@ -147,9 +147,9 @@ def test_a_huge_in_set_is_logged_by_its_size_without_reading_it() -> None:
     """Before: the log's summary took the five least of 55,000 members (~18 ms)."""
     log = RequestLog()
     (condition,) = _in_set(0, 55_000)
-    request = MetricsRequest(MetricsQuery(T0, T0 + HOUR, conditions=(condition,)))
+    request = MetricsRequest(MetricsQuery(T0, T0 + HOUR, conditions=(condition,)), {})
     CountingSet.iterated = 0
-    log.record(time.perf_counter(), "metric", METRIC, request.summary, 200)
+    log.record(time.perf_counter(), "metric", METRIC, request.summary(), 200)
     assert CountingSet.iterated == 0
     assert log.entries()[0].summary == "metric raw where host in [55001 values]"
     small = EqualityCondition("host", InSetValue(frozenset(["c", "a", "b"])))
@@ -213,7 +213,7 @@ async def test_heavy_work_past_the_queue_is_busy_and_the_queued_are_answered() -
 
 async def test_heavy_answers_are_encoded_off_the_loop_byte_for_byte() -> None:
     source = SyntheticSource()
-    request = MetricsRequest(MetricsQuery(T0, T0 + 7 * DAY, conditions=_where(A_CPU)))
+    request = MetricsRequest(MetricsQuery(T0, T0 + 7 * DAY, conditions=_where(A_CPU)), {})
     response = await service.answer(request, source, service.Limits())
     assert len(response.telemetry.values) == 50_000
     admission = Admission()

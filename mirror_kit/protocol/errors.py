@@ -39,6 +39,8 @@ class MirrorError(Exception):
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if "members" not in cls.__dict__:  # a subclass of a body (admission's Busy) is
+            return  # the same body: the protocol has four, a mirror cannot add any
         cls.type_name = cls.__name__
         fields = [(name, str, "") for name in cls.members]
         cls.wire = msgspec.defstruct(
