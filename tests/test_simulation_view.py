@@ -41,9 +41,9 @@ def test_the_plot_gets_points_while_the_simulation_runs(mirror: RunningMirror) -
     empty_plot = bytes(view.image.value)
     assert empty_plot.startswith(PNG_MAGIC)
     deadline = time.monotonic() + 30
-    while not (len(view.timeline) >= 2 and view.draws >= 3) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    running, points_so_far = not view.done, len(view.timeline)
+    while view.drawn_points < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    running, points_so_far = not view.done, view.drawn_points
     plot_so_far = bytes(view.image.value)
     assert running, "no points were drawn before the end"
     assert points_so_far >= 2
@@ -52,7 +52,7 @@ def test_the_plot_gets_points_while_the_simulation_runs(mirror: RunningMirror) -
 
     report = view.wait(60)
     assert report.ok, report.lines()
-    assert len(view.timeline) > points_so_far
+    assert view.drawn_points == len(view.timeline) > points_so_far  # the end is drawn too
     minutes = view.timeline.snapshot()["live stream"][:, 0]
     assert np.all(np.diff(minutes) > 0) and minutes[-1] >= 9  # over the simulated run
     assert view.report is report
@@ -120,3 +120,18 @@ def test_each_point_summarises_only_the_requests_since_the_last() -> None:
     assert rows[:, 0].tolist() == [0.5, 20.0]  # minutes where the clock had got to
     assert rows[:, 1].tolist() == [20.0, 1000.0]
     assert rows[0, 2] == pytest.approx(np.percentile([10, 20, 30], 99))
+
+
+def test_the_finished_plot_is_a_png_figure_only_once_done(mirror: RunningMirror) -> None:
+    view = simulation_view(mirror, **SMALL, minutes=5, speed=300, start_ms=T0)
+    if not view.done:
+        with pytest.raises(RuntimeError, match="wait"):
+            view.latency_figure()
+    view.wait(60)
+    figure = view.latency_figure()
+    assert figure._repr_png_().startswith(PNG_MAGIC)
+    axes = figure.axes[0]
+    kinds = [text.get_text() for text in axes.get_legend().get_texts()]
+    assert kinds[:2] == ["live stream", "monitor"]
+    assert len(axes.lines[0].get_xdata()) == len(view.timeline.snapshot()["live stream"])
+    view.close()

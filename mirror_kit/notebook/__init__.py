@@ -66,9 +66,10 @@ Simulation (``mirror_kit.notebook.simulation``):
 * ``SimulationView(mirror, *, streams=20, monitors=5, wizards=2, minutes=30, speed=120,
   start_ms=None, model=None, series=None)``: ``.start()`` (returns at once: it runs on
   the mirror's loop), ``.wait(timeout=None) -> Report``, ``.done``, ``.report``,
-  ``.timeline`` (p50/p99 per request kind over simulated time), ``.figure`` (a PNG in
-  any kernel), ``.widget``, ``.close()``; ``simulation_view(mirror, **options)`` makes
-  and starts one. The report is ``python -m mirror_kit simulate``'s.
+  ``.timeline`` (p50/p99 per request kind over simulated time), ``.latency_figure()``
+  (the finished plot, a PNG in any kernel), ``.widget``, ``.close()``;
+  ``simulation_view(mirror, **options)`` makes and starts one. The report is
+  ``python -m mirror_kit simulate``'s.
 
 Pass ``tz=datetime.timezone.utc`` for reproducible time axes; the default is the
 machine's local timezone. Panels take ``debounce=0`` to redraw synchronously.

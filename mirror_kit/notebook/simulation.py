@@ -30,6 +30,7 @@ from typing import Any
 
 import ipywidgets as widgets
 import numpy as np
+from matplotlib import ticker
 
 from ..runtime import RunningMirror
 from ..simulate import Clock, LoadModel, Progress, Report, simulate
@@ -39,7 +40,7 @@ from .plots import StreamFigure
 #: real seconds between two looks at the running simulation (one point per kind)
 PROGRESS_EVERY_S = 0.5
 #: real seconds between two redraws of the plot, at most
-REDRAW_EVERY_S = 1.0
+REDRAW_EVERY_S = 2.0
 FIGSIZE = (8.0, 3.2)
 
 
@@ -85,21 +86,44 @@ class LatencyTimeline:
             return sum(len(rows) for rows in self.points.values())
 
 
-def draw_latency(figure: Any, timeline: LatencyTimeline, title: str) -> None:
-    """(Re)draw the timeline on ``figure``: per kind, p50 solid and p99 dashed."""
-    figure.clear()
-    ax = figure.add_subplot()
-    for index, (kind, rows) in enumerate(timeline.snapshot().items()):
-        colour = f"C{index}"
-        ax.plot(rows[:, 0], rows[:, 1], "o-", color=colour, markersize=2.5, label=kind)
-        ax.plot(rows[:, 0], rows[:, 2], "--", color=colour, linewidth=1)
-    ax.set_xlabel("simulated minutes")
-    ax.set_ylabel("latency, ms (p50 —, p99 - -)")
-    ax.set_title(title, fontsize="medium")
-    ax.grid(True, alpha=0.3)
-    if ax.lines:
+class LatencyPlot:
+    """The timeline on one Axes: per kind a p50 line (solid) and a p99 line (dashed).
+
+    Redrawn in place (the same line artists get new data) on a log scale with plain
+    tick labels: a log axis's default ``10^n`` labels go through mathtext and made
+    each redraw twice as slow, time the simulated StackState would lose.
+    """
+
+    def __init__(self, figure: Any, title: str) -> None:
+        self.figure = figure
+        figure.subplots_adjust(left=0.09, right=0.74, bottom=0.16, top=0.9)
+        self.ax = ax = figure.add_subplot()
+        ax.set_xlabel("simulated minutes")
+        ax.set_ylabel("latency, ms (p50 —, p99 - -)")
+        ax.set_title(title, fontsize="medium")
+        ax.grid(True, alpha=0.3)
         ax.set_yscale("log")
-        ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda y, _: f"{y:g}"))
+        ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+        self.lines: dict[str, tuple[Any, Any]] = {}
+
+    def draw(self, timeline: LatencyTimeline) -> int:
+        """Show the timeline as it is now; how many points it drew."""
+        snapshot = timeline.snapshot()
+        for kind, rows in snapshot.items():
+            if kind not in self.lines:
+                colour = f"C{len(self.lines)}"
+                solid = self.ax.plot([], [], "o-", color=colour, markersize=2.5, label=kind)[0]
+                dashed = self.ax.plot([], [], "--", color=colour, linewidth=1)[0]
+                self.lines[kind] = (solid, dashed)
+                self.ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+            solid, dashed = self.lines[kind]
+            solid.set_data(rows[:, 0], rows[:, 1])
+            dashed.set_data(rows[:, 0], rows[:, 2])
+        if self.lines:
+            self.ax.relim()
+            self.ax.autoscale_view()
+        return sum(len(rows) for rows in snapshot.values())
 
 
 def png(figure: Any) -> bytes:
@@ -145,9 +169,11 @@ class SimulationView(Panel):
             f"{self.model.live_streams} live streams, {self.model.monitors} monitors, "
             f"{self.model.wizard_sessions} wizard sessions · {minutes:g} min at {speed:g}x speed"
         )
-        self.figure = StreamFigure(figsize=FIGSIZE, layout="constrained")
-        #: how often the plot has been drawn (tests check it grows while running)
+        self.figure = StreamFigure(figsize=FIGSIZE)
+        self.plot = LatencyPlot(self.figure, self.title)
+        #: how often the plot has been drawn, and how many points the last drawing had
         self.draws = 0
+        self.drawn_points = 0
         self.status = widgets.HTML()
         self.image = widgets.Image(format="png")
         self.report_box = widgets.HTML()
@@ -176,7 +202,7 @@ class SimulationView(Panel):
             )
         )
         self._drawer = threading.Thread(
-            target=self._draw_while_running, name="mirror-kit-simulation-plot", daemon=True
+            target=self._draw_while_running, name="simulation-view-plot", daemon=True
         )
         self._drawer.start()
         return self
@@ -204,6 +230,13 @@ class SimulationView(Panel):
         report = self._future.result(timeout)
         self._drawer.join(timeout)
         return report
+
+    def latency_figure(self) -> StreamFigure:
+        """The latency plot as a Figure a cell shows as a PNG (stored in the notebook,
+        unlike the widget); after ``wait()`` it is the finished plot."""
+        if self._drawer is not None and self._drawer.is_alive():
+            raise RuntimeError("the simulation still runs: call wait() first")
+        return self.figure
 
     def close(self) -> None:
         """Stop the simulation if it still runs, and close the widgets."""
@@ -234,9 +267,9 @@ class SimulationView(Panel):
         self._finish(self._future)
 
     def _redraw(self) -> None:
-        draw_latency(self.figure, self.timeline, self.title)
+        points = self.plot.draw(self.timeline)
         self.image.value = png(self.figure)
-        self.draws += 1
+        self.draws, self.drawn_points = self.draws + 1, points
 
     def _finish(self, future: Future[Report]) -> None:
         """The final plot, then the report (or why there is none)."""
