@@ -94,7 +94,7 @@ class LatencyPlot:
     each redraw twice as slow, time the simulated StackState would lose.
     """
 
-    def __init__(self, figure: Any, title: str) -> None:
+    def __init__(self, figure: Any, title: str, minutes: float) -> None:
         self.figure = figure
         figure.subplots_adjust(left=0.09, right=0.74, bottom=0.16, top=0.9)
         self.ax = ax = figure.add_subplot()
@@ -105,6 +105,19 @@ class LatencyPlot:
         ax.set_yscale("log")
         ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda y, _: f"{y:g}"))
         ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+        # points right of it came late: the mirror could not keep up with the schedule
+        ax.axvline(minutes, color="0.5", linestyle=":", linewidth=1)
+        ax.annotate(
+            "scheduled end",
+            (minutes, 1),
+            xycoords=("data", "axes fraction"),
+            xytext=(-3, -3),
+            textcoords="offset points",
+            ha="right",
+            va="top",
+            fontsize="x-small",
+            color="0.4",
+        )
         self.lines: dict[str, tuple[Any, Any]] = {}
 
     def draw(self, timeline: LatencyTimeline) -> int:
@@ -170,7 +183,7 @@ class SimulationView(Panel):
             f"{self.model.wizard_sessions} wizard sessions · {minutes:g} min at {speed:g}x speed"
         )
         self.figure = StreamFigure(figsize=FIGSIZE)
-        self.plot = LatencyPlot(self.figure, self.title)
+        self.plot = LatencyPlot(self.figure, self.title, minutes)
         #: how often the plot has been drawn, and how many points the last drawing had
         self.draws = 0
         self.drawn_points = 0
