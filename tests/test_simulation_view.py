@@ -133,5 +133,16 @@ def test_the_finished_plot_is_a_png_figure_only_once_done(mirror: RunningMirror)
     axes = figure.axes[0]
     kinds = [text.get_text() for text in axes.get_legend().get_texts()]
     assert kinds[:2] == ["live stream", "monitor"]
-    assert len(axes.lines[0].get_xdata()) == len(view.timeline.snapshot()["live stream"])
+    streams = next(line for line in axes.lines if line.get_label() == "live stream")
+    assert len(streams.get_xdata()) == len(view.timeline.snapshot()["live stream"])
     view.close()
+
+
+def test_a_given_model_is_kept_and_counts_override_it(mirror: RunningMirror) -> None:
+    model = LoadModel(live_streams=200, monitors=20, wizard_sessions=4, poll_interval_s=90)
+    assert SimulationView(mirror, model=model).model == model
+    fewer = SimulationView(mirror, model=model, streams=3)
+    assert fewer.model == LoadModel(
+        live_streams=3, monitors=20, wizard_sessions=4, poll_interval_s=90
+    )
+    assert SimulationView(mirror).model.live_streams == 20  # the notebook's default

@@ -63,8 +63,9 @@ Panels (``mirror_kit.notebook.widgets``), each with ``.widget`` and ``.close()``
 
 Simulation (``mirror_kit.notebook.simulation``):
 
-* ``SimulationView(mirror, *, streams=20, monitors=5, wizards=2, minutes=30, speed=120,
-  start_ms=None, model=None, series=None)``: ``.start()`` (returns at once: it runs on
+* ``SimulationView(mirror, *, streams=None, monitors=None, wizards=None, minutes=30,
+  speed=120, start_ms=None, model=None, series=None)`` (counts override ``model``, by
+  default 20 streams, 5 monitors, 2 wizard sessions): ``.start()`` (returns at once: it runs on
   the mirror's loop), ``.wait(timeout=None) -> Report``, ``.done``, ``.report``,
   ``.timeline`` (p50/p99 per request kind over simulated time), ``.latency_figure()``
   (the finished plot, a PNG in any kernel), ``.widget``, ``.close()``;

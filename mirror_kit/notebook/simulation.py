@@ -42,6 +42,9 @@ PROGRESS_EVERY_S = 0.5
 #: real seconds between two redraws of the plot, at most
 REDRAW_EVERY_S = 2.0
 FIGSIZE = (8.0, 3.2)
+#: StackState's defaults (LoadModel) but a tenth of the streams and a quarter of the
+#: monitors: the simulated StackState shares the kernel's cores with the mirror
+NOTEBOOK_MODEL = LoadModel(live_streams=20, monitors=5, wizard_sessions=2)
 
 
 @dataclass
@@ -148,9 +151,10 @@ def png(figure: Any) -> bytes:
 class SimulationView(Panel):
     """A simulation of StackState polling ``mirror``, drawn while it runs (module docstring).
 
-    ``streams``, ``monitors``, ``wizards`` and the poll interval are the load model's
-    (``model`` gives all of LoadModel's fields at once); ``minutes`` of simulated time
-    run ``speed`` times faster than real time; ``start_ms`` fixes the simulated start
+    ``streams``, ``monitors`` and ``wizards`` override the load model's counts;
+    ``model`` sets all of LoadModel's fields (default: ``NOTEBOOK_MODEL``, a load a
+    laptop kernel can play alongside the mirror). ``minutes`` of simulated time run
+    ``speed`` times faster than real time; ``start_ms`` fixes the simulated start
     (default: now) so that two runs ask the same questions.
     """
 
@@ -158,9 +162,9 @@ class SimulationView(Panel):
         self,
         mirror: RunningMirror,
         *,
-        streams: int = 20,
-        monitors: int = 5,
-        wizards: int = 2,
+        streams: int | None = None,
+        monitors: int | None = None,
+        wizards: int | None = None,
         minutes: float = 30.0,
         speed: float = 120.0,
         start_ms: int | None = None,
@@ -170,8 +174,9 @@ class SimulationView(Panel):
         redraw_every_s: float = REDRAW_EVERY_S,
     ) -> None:
         super().__init__(mirror)
-        base = model or LoadModel()
-        self.model = replace(base, live_streams=streams, monitors=monitors, wizard_sessions=wizards)
+        counts = {"live_streams": streams, "monitors": monitors, "wizard_sessions": wizards}
+        given = {name: count for name, count in counts.items() if count is not None}
+        self.model = replace(model or NOTEBOOK_MODEL, **given)
         start = int(time.time() * 1000) if start_ms is None else start_ms
         self.clock = Clock(start_ms=start, duration_s=minutes * 60, speed=speed)
         self.series = series
