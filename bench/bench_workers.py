@@ -47,7 +47,8 @@ AGGREGATED_30_DAYS = MetricsRequest(
             EqualityCondition("metric", StringValue("cpu.user")),
         ),
         aggregation=Aggregation(AggregationMethod.PERCENTILE_99, 3_600_000),
-    )
+    ),
+    {},
 )
 Load = Callable[[str, int, int], loadgen.LoadResult]
 

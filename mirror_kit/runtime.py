@@ -14,10 +14,11 @@ import atexit
 import contextlib
 import errno
 import threading
+from collections.abc import Coroutine
 from concurrent.futures import Future
 from dataclasses import replace
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -33,6 +34,8 @@ from .server import (
 from .server.lifecycle import ACCEPT_BURST, SETTLE_MAX_S
 from .server.requestlog import RequestLog, RequestLogEntry
 from .sources import TelemetrySource
+
+T = TypeVar("T")
 
 START_TIMEOUT_S = 15.0
 #: Beyond the graceful stop's own bound (the grace, and letting sent requests arrive).
@@ -90,6 +93,17 @@ class RunningMirror:
     @property
     def running(self) -> bool:
         return self._thread.is_alive()
+
+    def submit(self, coroutine: Coroutine[Any, Any, T]) -> Future[T]:
+        """Run ``coroutine`` on the mirror's loop, from any other thread; its Future.
+
+        For work that should live as long as the mirror without blocking the caller
+        (a notebook's simulated StackState); stopping the mirror cancels it.
+        """
+        if not self.running or self._loop.is_closed():
+            coroutine.close()
+            raise RuntimeError(f"the mirror on port {self.port} is stopped")
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop)
 
     def stop(self) -> None:
         """Stop gracefully (requests in progress are answered, within the settings'

@@ -274,3 +274,93 @@ def test_a_grid_gives_the_same_values_as_any_timestamps(
     assert on_grid.tobytes() == shape.values_at(stamps).tobytes()
     one_by_one = [shape.values_at(stamps[i : i + 1])[0] for i in range(0, len(stamps), 997)]
     assert on_grid[::997].tolist() == one_by_one
+
+
+# --- the memo ----------------------------------------------------------------------------
+
+
+def unmemoised(source: SyntheticSource, labels: dict[str, Any], window: PointWindow) -> bytes:
+    """What the source serves for ``window`` computed without its memo, as bytes."""
+    shape = source.shape(labels)
+    stamps, _ = shape.grid(window)
+    return stamps.tobytes() + shape.values_at(stamps, shape.resolution_ms).tobytes()
+
+
+def served(source: SyntheticSource, labels: dict[str, Any], window: PointWindow) -> bytes:
+    series = next(
+        s for s in source.catalog.series if all(s.labels[k] == v for k, v in labels.items())
+    )
+    points = source.series_points(series, window)
+    assert points.values.flags.writeable, "a caller may change what it was given"
+    return points.timestamps.tobytes() + points.values.tobytes()
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    start=st.integers(T0 - 40 * DAY, T0 + DAY),
+    length=st.integers(0, 31 * DAY),
+    cap=st.integers(0, 400_000),
+    newest_first=st.booleans(),
+    resolution=st.sampled_from([1_000, 7_000, 10_000, 60_000]),
+    wave=st.sampled_from(list(Wave)),
+)
+def test_memoised_values_are_byte_identical_to_generated_ones(
+    start: int, length: int, cap: int, newest_first: bool, resolution: int, wave: Wave
+) -> None:
+    """Any window, asked twice (the second from the memo) and around chunk edges, gets
+    exactly the bytes ``values_at`` computes, for every kind of shape."""
+    source = SyntheticSource(memo_bytes=4 << 20)
+    source.set_shape(
+        A_CPU,
+        wave=wave,
+        resolution_ms=resolution,
+        trend_per_day=3.5,
+        spike_rate=0.02,
+        spike_height=40,
+    )
+    window = PointWindow(start, start + length, cap, newest_first)
+    expected = unmemoised(source, A_CPU, window)
+    assert served(source, A_CPU, window) == expected
+    assert served(source, A_CPU, window) == expected  # now from the memo
+
+
+def test_memo_follows_set_shape_and_serves_the_new_shape_exactly() -> None:
+    source = SyntheticSource()
+    window = PointWindow(T0 - 30 * DAY, T0, 10**7, False)
+    before = served(source, A_CPU, window)
+    held = source.memo.nbytes
+    assert held >= 8 * 259_200, "the 30 days were not memoised"
+    source.set_shape(A_CPU, amplitude=30, noise=0.5)
+    after = served(source, A_CPU, window)
+    assert after != before
+    assert after == unmemoised(source, A_CPU, window)
+    source.set_shape(A_CPU, amplitude=15, noise=3)  # back to the default shape
+    assert served(source, A_CPU, window) == before
+
+
+def test_memo_stays_within_its_byte_budget() -> None:
+    budget = 1 << 20
+    source = SyntheticSource(memo_bytes=budget)
+    for series in source.catalog.series:
+        source.series_points(series, PointWindow(T0 - 30 * DAY, T0, 10**7, False))
+    assert 0 < source.memo.nbytes <= budget
+    assert source.memo.nbytes > budget - source.memo.chunk_bytes  # full, not leaking
+
+
+def test_memo_off_and_far_timestamps_still_serve_exact_values() -> None:
+    off = SyntheticSource(memo_bytes=0)
+    window = PointWindow(T0 - DAY, T0, 10**6, False)
+    assert served(off, A_CPU, window) == unmemoised(off, A_CPU, window)
+    assert off.memo.nbytes == 0
+    far = SyntheticSource()
+    end = (1 << 63) - 1  # the newest chunk would run past int64: computed directly
+    window = PointWindow(end - HOUR, end, 10**6, False)
+    assert served(far, A_CPU, window) == unmemoised(far, A_CPU, window)
+
+
+def test_negative_zero_parameters_are_the_same_shape() -> None:
+    """-0.0 == 0.0 (one memo key), so they must give the same values too."""
+    stamps = np.arange(T0, T0 + HOUR, 10_000, dtype=np.int64)
+    negative = SeriesShape(wave=Wave.FLAT, baseline=-0.0, amplitude=-0.0, noise=0)
+    assert negative == SeriesShape(wave=Wave.FLAT, baseline=0.0, amplitude=0.0, noise=0)
+    assert negative.values_at(stamps).tobytes() == np.zeros(len(stamps)).tobytes()

@@ -23,6 +23,8 @@ backend, panels redraw a PNG image instead. Usage::
     stream_wizard(mirror)             # StackState's stream wizard, over HTTP
     source_form(mirror)               # values to copy + a working Test Connection
     request_inspector(mirror)         # the last requests the mirror received
+    view = simulation_view(mirror, streams=20, minutes=30, speed=120)
+    report = view.wait()              # StackState's polling, latency plotted live
     stop_button(mirror, *panels)      # when done: close the panels, stop the mirror
 
 Plots (``mirror_kit.notebook.plots``):
@@ -59,6 +61,17 @@ Panels (``mirror_kit.notebook.widgets``), each with ``.widget`` and ``.close()``
 * ``request_inspector(mirror, *, rows=20, tz=None) -> RequestInspector``:
   ``.refresh() -> str`` (the table's HTML), ``.entries()``.
 
+Simulation (``mirror_kit.notebook.simulation``):
+
+* ``SimulationView(mirror, *, streams=None, monitors=None, wizards=None, minutes=30,
+  speed=120, start_ms=None, model=None, series=None)`` (counts override ``model``, by
+  default 20 streams, 5 monitors, 2 wizard sessions): ``.start()`` (returns at once: it runs on
+  the mirror's loop), ``.wait(timeout=None) -> Report``, ``.done``, ``.report``,
+  ``.timeline`` (p50/p99 per request kind over simulated time), ``.latency_figure()``
+  (the finished plot, a PNG in any kernel), ``.widget``, ``.close()``;
+  ``simulation_view(mirror, **options)`` makes and starts one. The report is
+  ``python -m mirror_kit simulate``'s.
+
 Pass ``tz=datetime.timezone.utc`` for reproducible time axes; the default is the
 machine's local timezone. Panels take ``debounce=0`` to redraw synchronously.
 """
@@ -77,15 +90,18 @@ from .plots import (
     stream_figure,
 )
 from .shaping import ShapingPanel
+from .simulation import LatencyTimeline, SimulationView, simulation_view
 from .stop import StopButton, stop_button
 from .widgets import request_inspector, shaping_panel, source_form, stream_wizard
 from .wizard import StreamWizard
 
 __all__ = [
     "ConnectionCheck",
+    "LatencyTimeline",
     "LiveStreamPlot",
     "RequestInspector",
     "ShapingPanel",
+    "SimulationView",
     "SourceForm",
     "StopButton",
     "StreamData",
@@ -99,6 +115,7 @@ __all__ = [
     "request_inspector",
     "requests_table_html",
     "shaping_panel",
+    "simulation_view",
     "source_form",
     "step_xy",
     "stop_button",

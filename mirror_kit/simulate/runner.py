@@ -33,6 +33,9 @@ class Progress:
     simulated_s: float
     duration_s: float
     report: Report
+    #: real seconds since the load began; times the clock's speed, it runs past
+    #: ``duration_s`` when the mirror is too slow for the schedule (polls are late)
+    real_s: float = 0.0
 
     @property
     def fraction(self) -> float:
@@ -192,13 +195,15 @@ class _Run:
             ticker.cancel()
             self.report.real_s = self.elapsed()
         if on_progress is not None:
-            on_progress(Progress(self.clock.duration_s, self.clock.duration_s, self.report))
+            duration = self.clock.duration_s
+            on_progress(Progress(duration, duration, self.report, self.report.real_s))
 
     async def _tick(self, on_progress: ProgressCallback | None, every_s: float) -> None:
         while on_progress is not None:
             await asyncio.sleep(every_s)
-            simulated = min(self.clock.duration_s, self.elapsed() * self.clock.speed)
-            on_progress(Progress(simulated, self.clock.duration_s, self.report))
+            elapsed = self.elapsed()
+            simulated = min(self.clock.duration_s, elapsed * self.clock.speed)
+            on_progress(Progress(simulated, self.clock.duration_s, self.report, elapsed))
 
     async def _until(self, simulated_s: float) -> None:
         delay = self.clock.real_s(simulated_s) - self.elapsed()

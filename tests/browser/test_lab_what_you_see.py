@@ -33,7 +33,11 @@ pytestmark = pytest.mark.browser
 LAPTOP = {"width": 1366, "height": 768}
 ALL = sorted(p.name for p in NOTEBOOKS.glob("*.ipynb"))
 #: A call that draws one figure: a static figure, or a panel with a live plot.
-DRAWS = re.compile(r"^[^#\n]*\b(stream_figure|plot_stream|shaping_panel|stream_wizard)\(", re.M)
+DRAWS = re.compile(
+    r"^[^#\n]*\b(stream_figure|plot_stream|shaping_panel|stream_wizard|simulation_view"
+    r"|latency_figure)\(",
+    re.M,
+)
 
 
 def figures_drawn_by(name: str) -> int:
