@@ -28,6 +28,7 @@ serve: setup
 
 lint: setup
 	$(BIN)/ruff check .
+	$(BIN)/mypy mirror_kit
 
 test: setup lint
 	$(BIN)/pytest

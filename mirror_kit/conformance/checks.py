@@ -582,7 +582,7 @@ def values_count_sum(ctx: Context) -> Finding:
         if method is AggregationMethod.EVENT_COUNT and inside:
             first, last = w.starts[inside[0]], w.ends[inside[-1]]
             span = (raw.timestamps >= first) & (raw.timestamps < last)
-            counted = int(sum(len(w.raw[i]) for i in inside))  # type: ignore[arg-type]
+            counted = sum(len(r) for r in (w.raw[i] for i in inside) if r is not None)
             if int(span.sum()) != counted:
                 return wrong_data(
                     f"{int(span.sum()) - counted} raw points in [{int(first)}, {int(last)}) "

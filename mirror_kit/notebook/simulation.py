@@ -174,9 +174,13 @@ class SimulationView(Panel):
         redraw_every_s: float = REDRAW_EVERY_S,
     ) -> None:
         super().__init__(mirror)
-        counts = {"live_streams": streams, "monitors": monitors, "wizard_sessions": wizards}
-        given = {name: count for name, count in counts.items() if count is not None}
-        self.model = replace(model or NOTEBOOK_MODEL, **given)
+        base = model or NOTEBOOK_MODEL
+        self.model = replace(
+            base,
+            live_streams=base.live_streams if streams is None else streams,
+            monitors=base.monitors if monitors is None else monitors,
+            wizard_sessions=base.wizard_sessions if wizards is None else wizards,
+        )
         start = int(time.time() * 1000) if start_ms is None else start_ms
         self.clock = Clock(start_ms=start, duration_s=minutes * 60, speed=speed)
         self.series = series

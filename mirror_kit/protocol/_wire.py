@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Annotated, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, TypeVar
 
 import msgspec
 import orjson
@@ -31,8 +31,10 @@ T = TypeVar("T", bound="Wire")
 #: would overflow the int64 arithmetic used downstream.
 MAX_ABS_MILLIS = 2**53
 _BOUND = msgspec.Meta(ge=-MAX_ABS_MILLIS, le=MAX_ABS_MILLIS)
-#: Epoch ms: an integer, or an integral float (``1.5e12``; ``Wire`` makes it an int).
-Millis = Annotated[int, _BOUND] | Annotated[float, _BOUND]
+if TYPE_CHECKING:  # what code reads: ``Wire`` makes an integral float an int
+    Millis = int
+else:  #: Epoch ms on the wire: an integer, or an integral float (``1.5e12``).
+    Millis = Annotated[int, _BOUND] | Annotated[float, _BOUND]
 Count = Annotated[int, msgspec.Meta(ge=0, le=MAX_ABS_MILLIS)]
 
 _DECODER = json.JSONDecoder(parse_constant=lambda name: _refuse(name))

@@ -107,13 +107,13 @@ class FieldValuesResponse(Wire, frozen=True):
 def _telemetry_wire(name: str, doc: str, data_format: tuple[str, ...]) -> Any:
     """The body around the points; a reader takes the columns in any order dataFormat says."""
     points = msgspec.Meta(description=f"Points in time order; each is [{', '.join(data_format)}].")
-    row = tuple[(float,) * len(data_format)]  # type: ignore[misc]
+    row = tuple[(float,) * len(data_format)]  # type: ignore[misc,valid-type]
     names = Literal[data_format]  # type: ignore[valid-type]
     fmt = msgspec.Meta(extra_json_schema={"const": list(data_format)})
     partial = msgspec.Meta(description="The answer was cut (limit, cap).")
     fields = [
         ("points", Annotated[list[row], points]),  # type: ignore[valid-type]
-        ("data_format", Annotated[list[names], fmt]),  # type: ignore[valid-type]
+        ("data_format", Annotated[list[names], fmt]),
         ("is_partial", Annotated[bool, partial], False),
     ]
     return _wire(name, doc, fields)
@@ -148,7 +148,8 @@ class _Telemetry:
         width = len(cls.data_format)
         array = np.asarray(wire.points, dtype=np.float64).reshape(-1, width)
         columns = [array[:, fmt.index(name)] for name in cls.data_format]
-        return cls(columns[0].copy(), *(c.astype(np.int64) for c in columns[1:]), wire.is_partial)
+        ints = (c.astype(np.int64) for c in columns[1:])
+        return cls(columns[0].copy(), *ints, wire.is_partial)  # type: ignore[call-arg]
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ..protocol import (
     CompleteValue,
@@ -81,7 +82,7 @@ def hierarchical_options(values: Iterable[FieldScalar], prefix: str) -> list[Fie
             pattern = text[: dot + 1] + "*"
             options.setdefault(pattern, FieldValuePattern(pattern))
         else:
-            options.setdefault(text, CompleteValue(value))
+            options.setdefault(text, CompleteValue(text))  # on the wire always text
     return [options[k] for k in sorted(options)]
 
 
@@ -102,23 +103,25 @@ class FieldIndex:
     """
 
     def __init__(self) -> None:
-        self.by_text: dict[str, set[int]] = {}
-        self.by_number: dict[float, set[int]] = {}
+        self.by_text: dict[str, Positions] = {}
+        self.by_number: dict[float, Positions] = {}
         #: Distinct values, told apart by type too (``True == 1.0`` in Python).
-        self.by_value: dict[tuple[type, FieldScalar], set[int]] = {}
+        self.by_value: dict[tuple[type, FieldScalar], Positions] = {}
+        self._adding: tuple[dict[Any, set[int]], ...] = ({}, {}, {})
 
     def add(self, value: FieldScalar, position: int) -> None:
+        by_text, by_number, by_value = self._adding
         for form in text_forms(value):
-            self.by_text.setdefault(form, set()).add(position)
+            by_text.setdefault(form, set()).add(position)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
-            self.by_number.setdefault(value, set()).add(position)
-        self.by_value.setdefault((type(value), value), set()).add(position)
+            by_number.setdefault(value, set()).add(position)
+        by_value.setdefault((type(value), value), set()).add(position)
 
     def freeze(self) -> None:
-        """Make every position set a frozenset (shared with callers, never changed)."""
-        for table in (self.by_text, self.by_number, self.by_value):
-            for key, positions in table.items():
-                table[key] = frozenset(positions)  # type: ignore[assignment]
+        """The position sets made frozensets (shared with callers, never changed)."""
+        frozen = ({k: frozenset(v) for k, v in table.items()} for table in self._adding)
+        self.by_text, self.by_number, self.by_value = frozen
+        self._adding = ({}, {}, {})
 
     def positions(self, condition: EqualityCondition) -> Positions:
         """Where ``condition`` holds: what ``condition.matches`` says of each value."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 REDACTED = "***"
 #: The most characters of store-provided text an answer carries.
@@ -55,7 +55,9 @@ def hide_paths(text: str) -> str:
     return _ABSOLUTE_PATH.sub("<path>", text)
 
 
-def status_line(text: str, redact: Redactor | None = None, limit: int = STATUS_LINE_CHARS) -> str:
+def status_line(
+    text: str, redact: Callable[[str], str] | None = None, limit: int = STATUS_LINE_CHARS
+) -> str:
     """``text`` as one short, printable, redacted line (at most ``limit`` characters)."""
     text = text[: limit * 4]  # never scan more than a bounded prefix
     text = _UNPRINTABLE.sub(" ", text).strip()

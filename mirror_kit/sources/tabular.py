@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import functools
 import math
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -398,7 +399,7 @@ class CsvStore(Store):
             self._parsing[job] = future
             # On the loop, not the worker thread: requests already queued behind this one
             # still find the job; the parse is kept even if every waiting request gave up.
-            future.add_done_callback(lambda done, key=key, job=job: self._finish(key, job, done))
+            future.add_done_callback(functools.partial(self._finish, key, job))
         return await asyncio.shield(future)
 
     def _finish(self, key: Any, job: Any, done: asyncio.Future[_Parsed]) -> None:

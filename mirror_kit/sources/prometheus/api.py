@@ -274,7 +274,7 @@ def read_answer(
             http_status=502,
         )
     if answer.ok and body.get("status") == "success":
-        data = body.get("data")
+        data: Any = body.get("data")  # no shape: the caller reads it as it is
         return shape(data) if shape is not None else data
     raise _api_error(path, status, body, cfg)
 
