@@ -83,6 +83,7 @@ SETTINGS = web.AppKey("settings", ServerSettings)
 REQUEST_LOG = web.AppKey("request_log", RequestLog)
 CONNECTIONS = web.AppKey("connections", Connections)
 OPENAPI = web.AppKey("openapi", dict)
+ADMISSION = web.AppKey("admission", Admission)
 FACTS = web.RequestKey("facts", Facts)
 #: The request log's name for each method's path ("metric", "field/name", ...).
 LOG_NAMES = {path: path.removeprefix("/api/") for path in ROUTES}
@@ -117,8 +118,8 @@ def create_app(
         api_key_header=API_KEY_HEADER,
         auth_header=None if settings.auth_secret is None else auth.AUTH_HEADER,
     )
-    admission = Admission()  # heavy bodies and answers off the loop (admission.py)
-    app.on_cleanup.append(lambda _: admission.aclose())
+    admission = app[ADMISSION] = Admission()  # heavy work off the loop (admission.py)
+    app.on_cleanup.append(_close_admission)
     for prefix in auth.route_prefixes(settings.auth_secret):
         for path, request_type in ROUTES.items():
             handler = _method_handler(request_type, source, settings, admission)
@@ -128,6 +129,10 @@ def create_app(
     setup_metrics(app)  # /metrics, /readyz and the request timing
     app.on_cleanup.append(_close_source)
     return app
+
+
+async def _close_admission(app: web.Application) -> None:
+    await app[ADMISSION].aclose()
 
 
 async def _close_source(app: web.Application) -> None:
