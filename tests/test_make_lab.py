@@ -18,6 +18,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -88,16 +89,30 @@ def test_make_lab_starts_on_loopback_and_prints_its_url(tmp_path: Path) -> None:
             assert kernels.status_code == 200, kernels.text
         with httpx.Client(trust_env=False, timeout=5.0) as stranger:  # no token, no cookie
             assert stranger.get(f"http://127.0.0.1:{port}/api/kernels").status_code == 403
-        listening = [
-            c.laddr
-            for p in [psutil.Process(lab.pid), *psutil.Process(lab.pid).children(True)]
-            for c in p.net_connections(kind="inet")
-            if c.status == psutil.CONN_LISTEN and c.laddr.port == int(port)
-        ]
+        listening = listening_addresses(lab.pid, int(port))
         assert listening and {a.ip for a in listening} == {"127.0.0.1"}, listening
         assert url.startswith("http://127.0.0.1:")
     finally:
         stop_group(lab)
+
+
+def listening_addresses(pid: int, port: int) -> list[Any]:
+    """The addresses that ``pid`` or any descendant listens on at ``port``.
+
+    A descendant may exit between being listed and being read (JupyterLab runs short
+    helper processes); one that is gone listens on nothing, so it is passed over.
+    """
+    parent = psutil.Process(pid)
+    found = []
+    for process in [parent, *parent.children(recursive=True)]:
+        try:
+            connections = process.net_connections(kind="inet")
+        except psutil.NoSuchProcess:
+            continue
+        found += [
+            c.laddr for c in connections if c.status == psutil.CONN_LISTEN and c.laddr.port == port
+        ]
+    return found
 
 
 def stop_group(process: subprocess.Popen[bytes]) -> None:

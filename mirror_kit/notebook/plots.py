@@ -44,6 +44,8 @@ DEFAULT_BUCKET_MS = 10 * MINUTE_MS
 DEFAULT_FIGSIZE = (8.0, 3.0)
 #: Resolution of a figure shown as a cell's value (IPython's inline backend uses 100 too).
 PNG_DPI = 100
+#: Resolution of the PNGs redrawn into an ``ipywidgets.Image`` (a panel's live plot).
+WIDGET_DPI = 80
 #: The units of the kit's own data: the synthetic catalog and ``data/sample.csv``.
 #: The Mirror API carries no unit; a plot of other data takes ``unit=``.
 UNITS = {"cpu.user": "%", "cpu.system": "%", "mem.used": "MiB", "net.bytes_in": "bytes/s"}
@@ -320,6 +322,31 @@ def stream_figure(
     return figure
 
 
+def png_image(figure: Figure) -> Any:
+    """An ``ipywidgets.Image`` showing ``figure`` as it is now (its empty axes, at first).
+
+    Never empty: an Image with no value is a broken ``<img>``, and when one is
+    rendered in a cell off screen (JupyterLab 4 skips those with
+    ``content-visibility: auto``, e.g. during Run All) Chromium can leave it with no
+    layout box for good: later PNGs never show, the panel has no plot, even after
+    scrolling (tests/browser, under load). Its ``width``/``height`` attributes are the
+    PNG's pixel size, so the page does not jump when the first answer is drawn.
+    """
+    import ipywidgets as widgets
+
+    width, height = (round(inches * WIDGET_DPI) for inches in figure.get_size_inches())
+    return widgets.Image(
+        value=widget_png(figure), format="png", width=str(width), height=str(height)
+    )
+
+
+def widget_png(figure: Figure) -> bytes:
+    """``figure`` as the PNG shown by its :func:`png_image`."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=WIDGET_DPI)
+    return buffer.getvalue()
+
+
 def widget_backend() -> bool:
     """Whether pyplot draws into ipympl canvases (``%matplotlib widget``)."""
     backend = str(matplotlib.rcParams["backend"]).lower()
@@ -342,7 +369,6 @@ class LiveStreamPlot:
         figsize: tuple[float, float] = DEFAULT_FIGSIZE,
         interactive: bool | None = None,
     ) -> None:
-        import ipywidgets as widgets
 
         self.interactive = widget_backend() if interactive is None else interactive
         if self.interactive:
@@ -355,8 +381,9 @@ class LiveStreamPlot:
             self.widget: Any = canvas
         else:
             figure = Figure(figsize=figsize, layout="constrained")
-            self.widget = widgets.Image(format="png")
         self.plot = StreamPlot(figure.add_subplot(), tz=tz, title=title)
+        if not self.interactive:
+            self.widget = png_image(figure)
 
     @property
     def figure(self) -> Figure:
@@ -366,9 +393,7 @@ class LiveStreamPlot:
         """Redraw with new answers (in place: the same line artists get new data)."""
         self.plot.draw(data)
         if not self.interactive:
-            buffer = io.BytesIO()
-            self.figure.savefig(buffer, format="png", dpi=80)
-            self.widget.value = buffer.getvalue()
+            self.widget.value = widget_png(self.figure)
 
     def close(self) -> None:
         """Release the pyplot figure (ipympl mode keeps one in pyplot's registry)."""

@@ -20,7 +20,6 @@ view renders the PNG, so a redraw never holds up a request.
 from __future__ import annotations
 
 import html
-import io
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -35,7 +34,7 @@ from matplotlib import ticker
 from ..runtime import RunningMirror
 from ..simulate import Clock, LoadModel, Progress, Report, simulate
 from .base import Panel, error_text, message_html
-from .plots import StreamFigure
+from .plots import StreamFigure, png_image, widget_png
 
 #: real seconds between two looks at the running simulation (one point per kind)
 PROGRESS_EVERY_S = 0.5
@@ -142,12 +141,6 @@ class LatencyPlot:
         return sum(len(rows) for rows in snapshot.values())
 
 
-def png(figure: Any) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=80)
-    return buffer.getvalue()
-
-
 class SimulationView(Panel):
     """A simulation of StackState polling ``mirror``, drawn while it runs (module docstring).
 
@@ -197,7 +190,7 @@ class SimulationView(Panel):
         self.draws = 0
         self.drawn_points = 0
         self.status = widgets.HTML()
-        self.image = widgets.Image(format="png")
+        self.image = png_image(self.figure)
         self.report_box = widgets.HTML()
         self.widget = widgets.VBox([self.status, self.image, self.report_box])
         self._future: Future[Report] | None = None
@@ -290,7 +283,7 @@ class SimulationView(Panel):
 
     def _redraw(self) -> None:
         points = self.plot.draw(self.timeline)
-        self.image.value = png(self.figure)
+        self.image.value = widget_png(self.figure)
         self.draws, self.drawn_points = self.draws + 1, points
 
     def _finish(self, future: Future[Report]) -> None:

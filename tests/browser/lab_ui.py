@@ -230,6 +230,8 @@ def _screenshot(element: Locator, deadline: float) -> bytes:
 
 # -- what a person sees: figures, boxes, labels, controls ---------------------------------
 
+#: The notebook cell an element sits in (its nearest ancestor of class jp-Cell).
+_CELL_OF = "xpath=ancestor::div[contains(concat(' ', @class, ' '), ' jp-Cell ')][1]"
 #: A drawn figure: an inline PNG output, an ipywidgets Image, or an ipympl canvas.
 FIGURE = ".jp-RenderedImage img, img.widget-image, .jupyter-matplotlib-canvas-div"
 #: Less ink than this (share of pixels unlike the background) is a blank figure.
@@ -298,7 +300,7 @@ class Controls:
         """
         labelled = self.page.locator(".widget-label", has_text=_exact(label))
         control = self.view.panel.locator(".widget-inline-hbox").filter(has=labelled)
-        control.scroll_into_view_if_needed()
+        assert reveal(control), f"control {label!r} is not shown"
         return control
 
     def choose(self, label: str, option: str) -> None:
@@ -335,7 +337,7 @@ class Controls:
         control = self.control(label)
         handle = control.locator(".noUi-handle, [role=slider]").first
         track = control.locator(".noUi-target, .slider-container").first
-        handle.scroll_into_view_if_needed()
+        assert reveal(handle), f"slider {label!r} has no handle on the page"
         grip, rail = handle.bounding_box(), track.bounding_box()
         assert grip is not None and rail is not None, f"slider {label!r} is not visible"
         x, y = grip["x"] + grip["width"] / 2, grip["y"] + grip["height"] / 2
@@ -374,22 +376,34 @@ def code_cells(view: NotebookView) -> list[Locator]:
     return view.panel.locator(".jp-Notebook .jp-CodeCell").all()
 
 
-def drawn_figures(view: NotebookView) -> list[float]:
-    """The ink fraction of every figure the notebook shows (0 for one with no size).
+def reveal(target: Locator, timeout_s: float = 10.0) -> bool:
+    """Scroll ``target``'s cell into view, as a person scrolls to it; True once it has a size.
 
-    Each figure is scrolled into view first: JupyterLab lays out cells off screen
-    lazily, so an image there has no size yet.
+    JupyterLab 4 renders notebooks with ``content-visibility: auto``: a cell off screen
+    is not laid out, so everything in it has a zero-size box, and Playwright's own
+    scrolling waits for the target to be visible, which it never becomes. The cell
+    itself keeps its placeholder size, so it is the cell that is scrolled to, again
+    until the target shows: cells above it that come into view are laid out at their
+    real height and can push it back off screen.
     """
-    for cell in code_cells(view):
+    cell = target.locator(_CELL_OF)
+    deadline = time.monotonic() + timeout_s
+    while True:
         cell.scroll_into_view_if_needed()
-    inks = []
-    for figure in view.panel.locator(FIGURE).all():
-        figure.scroll_into_view_if_needed()
-        deadline = time.monotonic() + 5.0
-        while not figure.is_visible() and time.monotonic() < deadline:
-            time.sleep(0.1)
-        inks.append(ink_fraction(settled_screenshot(figure)) if figure.is_visible() else 0.0)
-    return inks
+        if target.is_visible():
+            target.scroll_into_view_if_needed()
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+
+
+def drawn_figures(view: NotebookView) -> list[float]:
+    """The ink fraction of every figure the notebook shows (0 for one with no size)."""
+    return [
+        ink_fraction(settled_screenshot(figure)) if reveal(figure) else 0.0
+        for figure in view.panel.locator(FIGURE).all()
+    ]
 
 
 def misfits(view: NotebookView) -> list[str]:

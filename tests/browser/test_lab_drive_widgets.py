@@ -182,5 +182,5 @@ def test_configure_stackstate_driven_by_mouse_and_keyboard(page: Any, lab: LabSe
     assert view.log_messages() == []
 
     view.hide_left_sidebar()
-    ui.control("Name").scroll_into_view_if_needed()
+    ui.control("Name")  # scrolled into view, for the screenshot
     save_png(view.screenshot(), *targets("04-configure-stackstate.png"))

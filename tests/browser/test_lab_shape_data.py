@@ -19,7 +19,7 @@ import pytest
 
 from .images import changed_pixels, ink_fraction, save_png
 from .lab_server import LabServer
-from .lab_ui import NotebookView, changed_screenshot, settled_screenshot
+from .lab_ui import NotebookView, changed_screenshot, reveal, settled_screenshot
 from .notebooks import write_inline_scratch, write_ipympl_scratch, write_shaping_preview
 from .screenshots import targets
 
@@ -42,7 +42,7 @@ def check_slider_redraws_plot(view: NotebookView, artifacts: Path, name: str) ->
         "e.g. by a clean-up cell calling panel.close(), vanishes from the page)"
     )
     plot = view.plot_near("amplitude")
-    plot.wait_for()
+    assert reveal(plot), "the plot near the amplitude slider has no size on the page"
     before = settled_screenshot(plot)
     assert ink_fraction(before) > 0.01, "the plot is blank"
 
@@ -83,5 +83,5 @@ def test_shape_the_data_notebook_in_lab(
     view = NotebookView(page, lab, NOTEBOOK_03)
     assert check_slider_redraws_plot(view, artifacts, "03-shape-the-data") >= MIN_CHANGED_PIXELS
     view.hide_left_sidebar()
-    view.slider("amplitude").scroll_into_view_if_needed()
+    reveal(view.slider("amplitude"))
     save_png(view.screenshot(), *targets(NOTEBOOK_03.replace(".ipynb", ".png")))
