@@ -146,3 +146,17 @@ def test_a_given_model_is_kept_and_counts_override_it(mirror: RunningMirror) -> 
         live_streams=3, monitors=20, wizard_sessions=4, poll_interval_s=90
     )
     assert SimulationView(mirror).model.live_streams == 20  # the notebook's default
+
+
+def test_the_latency_axis_labels_a_range_narrower_than_a_decade() -> None:
+    """Latencies of 2 to 30 ms: more than the one "10" a log axis labels by default."""
+    from matplotlib.figure import Figure
+
+    from mirror_kit.notebook.simulation import LatencyPlot
+
+    plot = LatencyPlot(Figure(), "title", minutes=1.0)
+    plot.ax.plot([0.0, 1.0], [2.0, 30.0])
+    plot.figure.canvas.draw()
+    low, high = plot.ax.get_ylim()
+    labels = [t.get_text() for t in plot.ax.get_yticklabels() if low <= t.get_position()[1] <= high]
+    assert [text for text in labels if text] == ["2", "5", "10", "20"], labels

@@ -105,6 +105,9 @@ class LatencyPlot:
         ax.set_title(title, fontsize="medium")
         ax.grid(True, alpha=0.3)
         ax.set_yscale("log")
+        # 1-2-5 ticks: latencies often span less than a decade (2 to 30 ms), where
+        # powers of ten alone would label one line, or none
+        ax.yaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
         ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda y, _: f"{y:g}"))
         ax.yaxis.set_minor_formatter(ticker.NullFormatter())
         # points right of it came late: the mirror could not keep up with the schedule
