@@ -90,6 +90,12 @@ ERRORS = Counter(
     "Error answers, by protocol error type and HTTP status",
     ["type", "status"],
 )
+CONNECTION_CAP = Counter(
+    "mirror_kit_connection_cap",
+    "Connections past the cap (--max-connections): idle ones closed to make room "
+    "(closed_idle), new ones answered 503 because every connection was busy (refused)",
+    ["action"],
+)
 POINTS = Counter(
     "mirror_kit_points_served",
     "Metric points answered (raw points or aggregated buckets)",

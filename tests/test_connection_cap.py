@@ -25,6 +25,7 @@ import pytest
 from conftest import HOUR, T0
 from mirror_wire import CONNECTION, METRIC, connection_body, metrics_body
 from serve_process import ServeProcess
+from test_metrics import scrape, value
 
 from mirror_kit.server.lifecycle import AcceptErrors
 
@@ -91,6 +92,8 @@ def test_idle_connections_past_the_cap_do_not_lock_clients_out(room: None) -> No
             # its pooled connection was not the one closed: the silent ones went first
             again = pooled.post(CONNECTION, json=connection_body())
             assert again.status_code == 200 and client_port(again) == pooled_port
+        closed = value(scrape(mirror.url), "mirror_kit_connection_cap_total", action="closed_idle")
+        assert closed >= IDLE - 64, closed  # all but what fits of the idle ones, or more
         time.sleep(0.5)
         log = mirror.stop()
         assert "connection cap of 64 reached" in log, log[-2000:]  # 256 - 64 - 128 kept
@@ -122,6 +125,10 @@ def test_when_every_connection_is_busy_a_newcomer_gets_a_503() -> None:
         assert answer.headers["X-MIRROR-API-KEY"] == "api_key"
         body = json.loads(answer.content)
         assert body["_type"] == "RemoteMirrorError" and "too many connections" in body["summary"]
+        for sock in stalled:
+            sock.close()
+        counted = scrape(mirror.url)  # room again once the stalled clients left
+        assert value(counted, "mirror_kit_connection_cap_total", action="refused") == 1
     finally:
         for sock in stalled:
             sock.close()

@@ -37,6 +37,7 @@ from aiohttp import web
 
 from ..protocol import RemoteMirrorError
 from ..protocol.encoding import encode
+from ..telemetry import CONNECTION_CAP
 from .app import CONNECTIONS, SETTINGS, Connections
 from .tally import LOG_INTERVAL_S, Tally
 
@@ -92,8 +93,10 @@ class ConnectionGate:
             handler.force_close()
         if idle:
             self._tally.add("closed idle", len(idle))
+            CONNECTION_CAP.labels("closed_idle").inc(len(idle))
         if len(idle) < over:
             self._tally.add("refused")
+            CONNECTION_CAP.labels("refused").inc()
             return _Refusal(self._refusal)
         return self.server()
 
