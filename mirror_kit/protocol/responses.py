@@ -14,7 +14,7 @@ from typing import Annotated, Any, ClassVar, Literal
 import msgspec
 import numpy as np
 
-from ._wire import Wire, lenient, request_error
+from ._wire import Wire
 from .encoding import encode, points_json
 from .errors import ERROR_BODY, MetricStoreConnectionError, MirrorError, invalid
 from .values import CompleteValue, FieldDescriptor, FieldType, FieldValueOption, typed_scalar
@@ -27,13 +27,6 @@ def _wire(name: str, doc: str, fields: list[Any], **config: Any) -> Any:
     wire = msgspec.defstruct(name, fields, bases=(Wire,), frozen=True, **config)
     wire.__doc__ = doc
     return wire
-
-
-def _convert(body: Any, wire: Any) -> Any:
-    try:
-        return msgspec.convert(lenient(body), wire)
-    except msgspec.ValidationError as error:
-        raise request_error(error) from None
 
 
 @dataclass(frozen=True)
@@ -99,9 +92,6 @@ class FieldValuesResponse(Wire, frozen=True):
     def to_json(self) -> JsonObject:
         values = [v.to_json() for v in self.values]  # a CompleteValue always as text
         return {"values": values, "isPartial": self.is_partial, "_type": self.type_name}
-
-    def to_bytes(self) -> bytes:
-        return encode(self.to_json())
 
 
 def _telemetry_wire(name: str, doc: str, data_format: tuple[str, ...]) -> Any:
@@ -211,7 +201,7 @@ class MetricsResponse:
 
     @classmethod
     def from_json(cls, body: Any) -> MetricsResponse:
-        telemetry = _convert(body, cls.wire).telemetry
+        telemetry = cls.wire.from_json(body).telemetry
         return cls(_TELEMETRY[type(telemetry)].from_wire(telemetry))
 
 
