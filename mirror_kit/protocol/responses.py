@@ -117,9 +117,14 @@ class _Telemetry:
     data_format: ClassVar[tuple[str, ...]]
     is_partial: bool
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.type_name = cls.__name__
+        cls.wire = _telemetry_wire(cls.__name__, cls.__doc__ or "", cls.data_format)
+
     def columns(self) -> tuple[np.ndarray, ...]:
-        """The points' columns, in ``data_format`` order."""
-        raise NotImplementedError
+        """The points' columns, in ``data_format`` order: the members before ``is_partial``."""
+        return tuple(v for k, v in vars(self).items() if k != "is_partial")
 
     def to_json(self) -> JsonObject:
         rows = zip(*(column.tolist() for column in self.columns()), strict=True)
@@ -151,11 +156,6 @@ class RawMetricTelemetry(_Telemetry):
     is_partial: bool = False
 
     data_format: ClassVar[tuple[str, ...]] = ("value", "timestamp")
-    wire: ClassVar[Any] = _telemetry_wire("RawMetricTelemetry", "Raw points.", data_format)
-    type_name: ClassVar[str] = "RawMetricTelemetry"
-
-    def columns(self) -> tuple[np.ndarray, ...]:
-        return (self.values, self.timestamps)
 
 
 @dataclass(frozen=True)
@@ -168,13 +168,6 @@ class AggregatedMetricTelemetry(_Telemetry):
     is_partial: bool = False
 
     data_format: ClassVar[tuple[str, ...]] = ("value", "startTimestamp", "endTimestamp")
-    wire: ClassVar[Any] = _telemetry_wire(
-        "AggregatedMetricTelemetry", "One point per non-empty bucket.", data_format
-    )
-    type_name: ClassVar[str] = "AggregatedMetricTelemetry"
-
-    def columns(self) -> tuple[np.ndarray, ...]:
-        return (self.values, self.starts, self.ends)
 
 
 MetricTelemetry = RawMetricTelemetry | AggregatedMetricTelemetry
