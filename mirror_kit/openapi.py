@@ -165,35 +165,25 @@ _ERROR_EXAMPLES: dict[str, tuple[str, ...]] = {
 }
 
 
-def _examples() -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+def _examples() -> dict[str, tuple[Schema, Schema]]:
     """Per route: an example request and answer, rendered by the protocol classes."""
     host = (EqualityCondition("host", StringValue("a-host")),)
-    start, end = _EXAMPLE_T, _EXAMPLE_T + _EXAMPLE_HOUR
+    start, end, most = _EXAMPLE_T, _EXAMPLE_T + _EXAMPLE_HOUR, 2_147_483_647
     every = Aggregation(AggregationMethod.MAX, 600_000)
-    metric = MetricsQuery(start, end, host, limit=2_147_483_647, aggregation=every)
-    field = FieldDescriptor("metric")
     window = np.array([start], dtype=np.int64)
     telemetry = AggregatedMetricTelemetry(np.array([41.5]), window, window + 600_000)
-    return {
-        TestConnectionRequest.path: (
-            TestConnectionRequest({}).to_json(),
-            TestConnectionResponse().to_json(),
-        ),
-        FieldNamesRequest.path: (
-            FieldNamesRequest(FieldNamesQuery(start, end, host, 2_147_483_647), {}).to_json(),
-            FieldNamesResponse(
-                (FieldDescriptor("metric"), FieldDescriptor("cores", FieldType.NUMBER))
-            ).to_json(),
-        ),
-        FieldValuesRequest.path: (
-            FieldValuesRequest(FieldValuesQuery(field, start, end, host, "cpu", 100), {}).to_json(),
-            FieldValuesResponse((CompleteValue("mem.used"), FieldValuePattern("cpu.*"))).to_json(),
-        ),
-        MetricsRequest.path: (
-            MetricsRequest(metric, {}).to_json(),
-            MetricsResponse(telemetry).to_json(),
-        ),
-    }
+    fields = (FieldDescriptor("metric"), FieldDescriptor("cores", FieldType.NUMBER))
+    names = FieldNamesQuery(start, end, host, most)
+    values = FieldValuesQuery(fields[0], start, end, host, "cpu", 100)
+    metrics = MetricsQuery(start, end, host, limit=most, aggregation=every)
+    offers = (CompleteValue("mem.used"), FieldValuePattern("cpu.*"))
+    pairs: list[tuple[Any, Any]] = [
+        (TestConnectionRequest({}), TestConnectionResponse()),
+        (FieldNamesRequest(names, {}), FieldNamesResponse(fields)),
+        (FieldValuesRequest(values, {}), FieldValuesResponse(offers)),
+        (MetricsRequest(metrics, {}), MetricsResponse(telemetry)),
+    ]
+    return {request.path: (request.to_json(), answer.to_json()) for request, answer in pairs}
 
 
 _SUMMARIES = {

@@ -136,13 +136,19 @@ class _Telemetry:
         return {"points": points, "dataFormat": fmt, "isPartial": partial, "_type": self.type_name}
 
     @classmethod
-    def from_wire(cls, wire: Any) -> Any:
-        fmt = wire.data_format
+    def float_columns(cls, points: Any, fmt: list[str]) -> list[np.ndarray] | None:
+        """Rows ordered as ``fmt`` says, as float64 columns in ``data_format`` order
+        (None when ``fmt`` does not name the columns of ``data_format``)."""
         if sorted(fmt) != sorted(cls.data_format):
+            return None
+        array = np.asarray(points, dtype=np.float64).reshape(-1, len(fmt))
+        return [array[:, fmt.index(name)] for name in cls.data_format]
+
+    @classmethod
+    def from_wire(cls, wire: Any) -> Any:
+        columns = cls.float_columns(wire.points, wire.data_format)
+        if columns is None:
             raise invalid("telemetry.dataFormat", f"must name {', '.join(cls.data_format)}")
-        width = len(cls.data_format)
-        array = np.asarray(wire.points, dtype=np.float64).reshape(-1, width)
-        columns = [array[:, fmt.index(name)] for name in cls.data_format]
         ints = (c.astype(np.int64) for c in columns[1:])
         return cls(columns[0].copy(), *ints, wire.is_partial)  # type: ignore[call-arg]
 
