@@ -24,12 +24,12 @@ the schemas' ``oneOf`` branches do.
 from __future__ import annotations
 
 import json
-from importlib import metadata
 from typing import Any
 
 import msgspec
 import numpy as np
 
+from . import __version__
 from .protocol import (
     ROUTES,
     AggregatedMetricTelemetry,
@@ -267,13 +267,6 @@ def _gets(header: str, auth: bool) -> dict[str, Schema]:
     return {"/openapi.json": document, "/healthz": health, "/readyz": ready, "/metrics": metrics}
 
 
-def _version() -> str:
-    try:
-        return metadata.version("mirror-kit")
-    except metadata.PackageNotFoundError:  # running from a source tree
-        return "0.0.0"
-
-
 DESCRIPTION = """\
 StackState's Mirror API as served by mirror-kit: four POST methods, each taking and \
 answering JSON. Every object names its class in `_type`; requests may omit it and may \
@@ -308,7 +301,7 @@ def build_document(
         "openapi": OPENAPI_VERSION,
         "info": {
             "title": "StackState Mirror API (mirror-kit)",
-            "version": _version(),
+            "version": __version__,
             "description": DESCRIPTION + (AUTH_DESCRIPTION if auth else ""),
         },
         "paths": paths,
