@@ -195,11 +195,9 @@ _SUMMARIES = {
 _SECRET = "The request does not carry the mirror's shared secret."
 
 
-def _answer(
-    description: str, schema: Schema, header: str, media: str = "application/json"
-) -> Schema:
+def _answer(why: str, schema: Schema, header: str, media: str = "application/json") -> Schema:
     return {
-        "description": description,
+        "description": why,
         "headers": {header: {"$ref": "#/components/headers/MirrorApiKey"}},
         "content": {media: {"schema": schema}},
     }
@@ -212,19 +210,17 @@ def _errors(statuses: dict[int, str], header: str) -> dict[str, Schema]:
     }
 
 
-def _operation(
-    request_type: Any, header: str, auth: bool, example: tuple[Schema, Schema]
-) -> Schema:
-    name = request_type.type_name.removesuffix("Request")  # its answer: <name>Response
+def _operation(cls: Any, header: str, auth: bool, example: tuple[Schema, Schema]) -> Schema:
+    name = cls.type_name.removesuffix("Request")  # its answer: <name>Response
     answer = _answer("The answer.", _ref(f"{name}Response"), header)
     answer["content"]["application/json"]["example"] = example[1]
     statuses = ERROR_STATUSES | ({AUTH_STATUS: _SECRET} if auth else {})
     responses = {"200": answer, **_errors(statuses, header)}
     responses["default"] = _answer("Any other failure.", _ref("MirrorError"), header)
-    body = {"schema": _ref(request_type.type_name), "example": example[0]}
+    body = {"schema": _ref(cls.type_name), "example": example[0]}
     return {
         "operationId": name[0].lower() + name[1:],
-        "summary": _SUMMARIES[request_type],
+        "summary": _SUMMARIES[cls],
         "requestBody": {"required": True, "content": {"application/json": body}},
         "responses": responses,
     }
