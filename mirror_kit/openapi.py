@@ -24,12 +24,12 @@ the schemas' ``oneOf`` branches do.
 from __future__ import annotations
 
 import json
-from importlib import metadata
 from typing import Any
 
 import msgspec
 import numpy as np
 
+from . import __version__
 from .protocol import (
     ROUTES,
     AggregatedMetricTelemetry,
@@ -165,35 +165,25 @@ _ERROR_EXAMPLES: dict[str, tuple[str, ...]] = {
 }
 
 
-def _examples() -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+def _examples() -> dict[str, tuple[Schema, Schema]]:
     """Per route: an example request and answer, rendered by the protocol classes."""
     host = (EqualityCondition("host", StringValue("a-host")),)
-    start, end = _EXAMPLE_T, _EXAMPLE_T + _EXAMPLE_HOUR
+    start, end, most = _EXAMPLE_T, _EXAMPLE_T + _EXAMPLE_HOUR, 2_147_483_647
     every = Aggregation(AggregationMethod.MAX, 600_000)
-    metric = MetricsQuery(start, end, host, limit=2_147_483_647, aggregation=every)
-    field = FieldDescriptor("metric")
     window = np.array([start], dtype=np.int64)
     telemetry = AggregatedMetricTelemetry(np.array([41.5]), window, window + 600_000)
-    return {
-        TestConnectionRequest.path: (
-            TestConnectionRequest({}).to_json(),
-            TestConnectionResponse().to_json(),
-        ),
-        FieldNamesRequest.path: (
-            FieldNamesRequest(FieldNamesQuery(start, end, host, 2_147_483_647), {}).to_json(),
-            FieldNamesResponse(
-                (FieldDescriptor("metric"), FieldDescriptor("cores", FieldType.NUMBER))
-            ).to_json(),
-        ),
-        FieldValuesRequest.path: (
-            FieldValuesRequest(FieldValuesQuery(field, start, end, host, "cpu", 100), {}).to_json(),
-            FieldValuesResponse((CompleteValue("mem.used"), FieldValuePattern("cpu.*"))).to_json(),
-        ),
-        MetricsRequest.path: (
-            MetricsRequest(metric, {}).to_json(),
-            MetricsResponse(telemetry).to_json(),
-        ),
-    }
+    fields = (FieldDescriptor("metric"), FieldDescriptor("cores", FieldType.NUMBER))
+    names = FieldNamesQuery(start, end, host, most)
+    values = FieldValuesQuery(fields[0], start, end, host, "cpu", 100)
+    metrics = MetricsQuery(start, end, host, limit=most, aggregation=every)
+    offers = (CompleteValue("mem.used"), FieldValuePattern("cpu.*"))
+    pairs: list[tuple[Any, Any]] = [
+        (TestConnectionRequest({}), TestConnectionResponse()),
+        (FieldNamesRequest(names, {}), FieldNamesResponse(fields)),
+        (FieldValuesRequest(values, {}), FieldValuesResponse(offers)),
+        (MetricsRequest(metrics, {}), MetricsResponse(telemetry)),
+    ]
+    return {request.path: (request.to_json(), answer.to_json()) for request, answer in pairs}
 
 
 _SUMMARIES = {
@@ -202,59 +192,59 @@ _SUMMARIES = {
     FieldValuesRequest: "Field Values",
     MetricsRequest: "Get Metric Values",
 }
+_SECRET = "The request does not carry the mirror's shared secret."
 
 
-def _answer(description: str, schema: Schema, api_key_header: str) -> Schema:
+def _answer(why: str, schema: Schema, header: str, media: str = "application/json") -> Schema:
     return {
-        "description": description,
-        "headers": {api_key_header: {"$ref": "#/components/headers/MirrorApiKey"}},
-        "content": {"application/json": {"schema": schema}},
+        "description": why,
+        "headers": {header: {"$ref": "#/components/headers/MirrorApiKey"}},
+        "content": {media: {"schema": schema}},
     }
 
 
-def _operation(
-    request_type: Any, api_key_header: str, auth: bool, example: tuple[Schema, Schema]
-) -> Schema:
-    name = request_type.type_name.removesuffix("Request")  # its answer: <name>Response
-    answer = _answer("The answer.", _ref(f"{name}Response"), api_key_header)
+def _errors(statuses: dict[int, str], header: str) -> dict[str, Schema]:
+    """An answer per status (in order), each a MirrorError body."""
+    return {
+        str(s): _answer(why, _ref("MirrorError"), header) for s, why in sorted(statuses.items())
+    }
+
+
+def _operation(cls: Any, header: str, auth: bool, example: tuple[Schema, Schema]) -> Schema:
+    name = cls.type_name.removesuffix("Request")  # its answer: <name>Response
+    answer = _answer("The answer.", _ref(f"{name}Response"), header)
     answer["content"]["application/json"]["example"] = example[1]
-    statuses = dict(ERROR_STATUSES)
-    if auth:
-        statuses[AUTH_STATUS] = "The request does not carry the mirror's shared secret."
-    responses: dict[str, Schema] = {"200": answer}
-    for status, why in sorted(statuses.items()):
-        responses[str(status)] = _answer(why, _ref("MirrorError"), api_key_header)
-    responses["default"] = _answer("Any other failure.", _ref("MirrorError"), api_key_header)
+    statuses = ERROR_STATUSES | ({AUTH_STATUS: _SECRET} if auth else {})
+    responses = {"200": answer, **_errors(statuses, header)}
+    responses["default"] = _answer("Any other failure.", _ref("MirrorError"), header)
+    body = {"schema": _ref(cls.type_name), "example": example[0]}
     return {
         "operationId": name[0].lower() + name[1:],
-        "summary": _SUMMARIES[request_type],
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {
-                    "schema": _ref(request_type.type_name),
-                    "example": example[0],
-                }
-            },
-        },
+        "summary": _SUMMARIES[cls],
+        "requestBody": {"required": True, "content": {"application/json": body}},
         "responses": responses,
     }
 
 
-def _get(operation_id: str, summary: str, schema: Schema, api_key_header: str) -> Schema:
+def _get(operation_id: str, summary: str, schema: Schema, header: str, media: str = "") -> Schema:
+    answer = _answer("OK", schema, header, media or "application/json")
+    responses = {"200": answer}
     return {
         "get": {
             "operationId": operation_id,
             "summary": summary,
             "security": [],
-            "responses": {"200": _answer("OK", schema, api_key_header)},
+            "responses": responses,
         }
     }
 
 
-def _probes(api_key_header: str, auth: bool) -> dict[str, Schema]:
-    """/readyz (200 or 503, a status per store; open) and /metrics (Prometheus' text
-    format; it takes the shared secret when one is set)."""
+def _gets(header: str, auth: bool) -> dict[str, Schema]:
+    """This document, the liveness probe, /readyz (200 or 503, a status per store; open)
+    and /metrics (Prometheus' text format; it takes the shared secret when one is set)."""
+    alive = {"type": "object", "properties": {"status": {"const": "ok"}}, "required": ["status"]}
+    document = _get("openapi", "This document", {"type": "object"}, header)
+    health = _get("health", "Liveness probe (not part of the Mirror API)", alive, header)
     verdict = {
         "type": "object",
         "properties": {
@@ -263,27 +253,14 @@ def _probes(api_key_header: str, auth: bool) -> dict[str, Schema]:
         },
         "required": ["status", "stores"],
     }
-    ready = _get(
-        "readiness", "Readiness probe: all configured stores answer", verdict, api_key_header
-    )
-    ready["get"]["responses"]["503"] = _answer("A store does not answer.", verdict, api_key_header)
-    metrics = _get("mirrorMetrics", "The mirror's own metrics", {"type": "string"}, api_key_header)
-    answer = metrics["get"]["responses"]["200"]
-    answer["content"] = {"text/plain": answer["content"].pop("application/json")}
+    ready = _get("readiness", "Readiness probe: all configured stores answer", verdict, header)
+    ready["get"]["responses"]["503"] = _answer("A store does not answer.", verdict, header)
+    text = {"type": "string"}
+    metrics = _get("mirrorMetrics", "The mirror's own metrics", text, header, "text/plain")
     if auth:
         del metrics["get"]["security"]
-        why = "The request does not carry the mirror's shared secret."
-        metrics["get"]["responses"][str(AUTH_STATUS)] = _answer(
-            why, _ref("MirrorError"), api_key_header
-        )
-    return {"/readyz": ready, "/metrics": metrics}
-
-
-def _version() -> str:
-    try:
-        return metadata.version("mirror-kit")
-    except metadata.PackageNotFoundError:  # running from a source tree
-        return "0.0.0"
+        metrics["get"]["responses"] |= _errors({AUTH_STATUS: _SECRET}, header)
+    return {"/openapi.json": document, "/healthz": health, "/readyz": ready, "/metrics": metrics}
 
 
 DESCRIPTION = """\
@@ -310,23 +287,17 @@ def build_document(
     """The OpenAPI 3.1 document; ``auth_header`` set describes the shared-secret variant."""
     auth = auth_header is not None
     examples = _examples()
-    paths: dict[str, Schema] = {
-        path: {"post": _operation(cls, api_key_header, auth, examples[path])}
+    header = api_key_header
+    paths = {
+        path: {"post": _operation(cls, header, auth, examples[path])}
         for path, cls in ROUTES.items()
     }
-    paths["/openapi.json"] = _get("openapi", "This document", {"type": "object"}, api_key_header)
-    paths["/healthz"] = _get(
-        "health",
-        "Liveness probe (not part of the Mirror API)",
-        {"type": "object", "properties": {"status": {"const": "ok"}}, "required": ["status"]},
-        api_key_header,
-    )
-    paths.update(_probes(api_key_header, auth))  # /readyz and /metrics (server/metrics.py)
+    paths |= _gets(header, auth)  # /readyz and /metrics: server/metrics.py
     document: Schema = {
         "openapi": OPENAPI_VERSION,
         "info": {
             "title": "StackState Mirror API (mirror-kit)",
-            "version": _version(),
+            "version": __version__,
             "description": DESCRIPTION + (AUTH_DESCRIPTION if auth else ""),
         },
         "paths": paths,

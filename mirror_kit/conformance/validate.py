@@ -159,17 +159,16 @@ def telemetry(body: Any, query: MetricsQuery) -> list[Problem]:
     if not isinstance(t.get("isPartial"), bool):
         problems.append(fail(f"telemetry.isPartial is {t.get('isPartial')!r}, expected a boolean"))
     fmt, expected = t["dataFormat"], kind.data_format
-    if sorted(fmt) != sorted(expected):
+    columns = kind.float_columns(t["points"], fmt)
+    if columns is None:
         return [*problems, fail(f"telemetry.dataFormat is {fmt!r:.80}, expected {list(expected)}")]
-    array = np.array(t["points"], dtype=np.float64).reshape(len(t["points"]), len(fmt))
-    columns = [fmt.index(name) for name in expected]
-    not_numbers = _numbers(array[:, columns[0]], array[:, columns[1:]])
+    not_numbers = _numbers(columns[0], np.column_stack(columns[1:]))
     if not_numbers:
         return problems + not_numbers
     if query.aggregation is not None:
         size = query.aggregation.bucket_size_millis
-        return problems + _windows(array[:, columns[1]], array[:, columns[2]], size, query)
-    return problems + _instants(array[:, columns[1]], query)
+        return problems + _windows(columns[1], columns[2], size, query)
+    return problems + _instants(columns[1], query)
 
 
 def _first(mask: np.ndarray) -> int:

@@ -66,7 +66,8 @@ class Wire(msgspec.Struct, frozen=True, rename="camel", tag_field="_type", tag=T
             value = getattr(self, name)
             if isinstance(value, float):
                 if not value.is_integer():
-                    raise ValueError(f"`{_camel(name)}` must be an integer")
+                    wire = self.__struct_encode_fields__[self.__struct_fields__.index(name)]
+                    raise ValueError(f"`{wire}` must be an integer")
                 msgspec.structs.force_setattr(self, name, int(value))
 
     @classmethod
@@ -118,11 +119,6 @@ def guide_order(value: Any) -> Any:
     if isinstance(kind, str) and not kind.endswith(_TYPE_FIRST):
         out["_type"] = out.pop("_type")
     return out
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(part.title() for part in rest)
 
 
 def loads(raw: bytes) -> Any:

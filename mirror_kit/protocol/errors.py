@@ -22,7 +22,7 @@ MetricStoreConnectionError     502     the backing store cannot be reached
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Union
 
 import msgspec
 
@@ -67,16 +67,15 @@ class MirrorError(Exception):
         return error
 
 
-class RemoteMirrorError(MirrorError):
-    """Anything else: a bad request or a failure inside the mirror."""
+class MetricStoreConnectionError(MirrorError):
+    """The store behind the mirror cannot be reached."""
 
-    members = ("summary", "details")
+    members = ("details",)
+    http_status = 502
 
-    def __init__(self, summary: str, details: str = "", *, http_status: int = 400) -> None:
-        super().__init__(summary if not details else f"{summary}: {details}")
-        self.summary = summary
-        self.details = details or summary
-        self.http_status = http_status
+    def __init__(self, details: str = "Unable to connect to remote metrics store.") -> None:
+        super().__init__(details)
+        self.details = details
 
 
 class MetricNotFoundError(MirrorError):
@@ -102,29 +101,21 @@ class UnsupportedFieldTypeError(MirrorError):
         self.mirror_type = mirror_type
 
 
-class MetricStoreConnectionError(MirrorError):
-    """The store behind the mirror cannot be reached."""
+class RemoteMirrorError(MirrorError):
+    """Anything else: a bad request or a failure inside the mirror."""
 
-    members = ("details",)
-    http_status = 502
+    members = ("summary", "details")
 
-    def __init__(self, details: str = "Unable to connect to remote metrics store.") -> None:
-        super().__init__(details)
-        self.details = details
+    def __init__(self, summary: str, details: str = "", *, http_status: int = 400) -> None:
+        super().__init__(summary if not details else f"{summary}: {details}")
+        self.summary = summary
+        self.details = details or summary
+        self.http_status = http_status
 
 
-#: The four error classes by ``_type``, and the union of their bodies.
-ERRORS: dict[str, type[MirrorError]] = {
-    cls.type_name: cls
-    for cls in (
-        MetricStoreConnectionError,
-        MetricNotFoundError,
-        UnsupportedFieldTypeError,
-        RemoteMirrorError,
-    )
-}
-ERROR_BODY: Any = MetricStoreConnectionError.wire | MetricNotFoundError.wire
-ERROR_BODY = ERROR_BODY | UnsupportedFieldTypeError.wire | RemoteMirrorError.wire
+#: The four error classes by ``_type`` (in the order above), and the union of their bodies.
+ERRORS: dict[str, type[MirrorError]] = {c.type_name: c for c in MirrorError.__subclasses__()}
+ERROR_BODY: Any = Union[tuple(c.wire for c in ERRORS.values())]  # noqa: UP007 (computed)
 
 
 def invalid(field: str, problem: str) -> RemoteMirrorError:

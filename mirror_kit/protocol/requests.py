@@ -147,12 +147,9 @@ class FieldValuesRequest(_QueryRequest, frozen=True):
     path: ClassVar[str] = FIELD_VALUES_PATH
 
     def summary(self) -> str:
-        prefix = self.query.field_value_prefix
-        shown = f" prefix {prefix!r}" if prefix else ""
-        return (
-            f"values of {self.query.field.field_name}{shown} where "
-            f"{describe_conditions(self.query.conditions)}"
-        )
+        q = self.query
+        shown = f" prefix {q.field_value_prefix!r}" if q.field_value_prefix else ""
+        return f"values of {q.field.field_name}{shown} where {describe_conditions(q.conditions)}"
 
 
 class MetricsRequest(_QueryRequest, frozen=True):
@@ -165,12 +162,8 @@ class MetricsRequest(_QueryRequest, frozen=True):
     path: ClassVar[str] = METRICS_PATH
 
     def summary(self) -> str:
-        q = self.query
-        how = (
-            "raw"
-            if q.aggregation is None
-            else f"{q.aggregation.method.value}/{q.aggregation.bucket_size_millis}ms"
-        )
+        q, every = self.query, self.query.aggregation
+        how = "raw" if every is None else f"{every.method.value}/{every.bucket_size_millis}ms"
         return f"metric {how} where {describe_conditions(q.conditions)}"
 
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any, ClassVar, Literal
 import msgspec
 import numpy as np
 
-from ._wire import Wire, lenient, request_error
+from ._wire import Wire
 from .encoding import encode, points_json
 from .errors import ERROR_BODY, MetricStoreConnectionError, MirrorError, invalid
 from .values import CompleteValue, FieldDescriptor, FieldType, FieldValueOption, typed_scalar
@@ -27,13 +27,6 @@ def _wire(name: str, doc: str, fields: list[Any], **config: Any) -> Any:
     wire = msgspec.defstruct(name, fields, bases=(Wire,), frozen=True, **config)
     wire.__doc__ = doc
     return wire
-
-
-def _convert(body: Any, wire: Any) -> Any:
-    try:
-        return msgspec.convert(lenient(body), wire)
-    except msgspec.ValidationError as error:
-        raise request_error(error) from None
 
 
 @dataclass(frozen=True)
@@ -100,9 +93,6 @@ class FieldValuesResponse(Wire, frozen=True):
         values = [v.to_json() for v in self.values]  # a CompleteValue always as text
         return {"values": values, "isPartial": self.is_partial, "_type": self.type_name}
 
-    def to_bytes(self) -> bytes:
-        return encode(self.to_json())
-
 
 def _telemetry_wire(name: str, doc: str, data_format: tuple[str, ...]) -> Any:
     """The body around the points; a reader takes the columns in any order dataFormat says."""
@@ -127,9 +117,14 @@ class _Telemetry:
     data_format: ClassVar[tuple[str, ...]]
     is_partial: bool
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.type_name = cls.__name__
+        cls.wire = _telemetry_wire(cls.__name__, cls.__doc__ or "", cls.data_format)
+
     def columns(self) -> tuple[np.ndarray, ...]:
-        """The points' columns, in ``data_format`` order."""
-        raise NotImplementedError
+        """The points' columns, in ``data_format`` order: the members before ``is_partial``."""
+        return tuple(v for k, v in vars(self).items() if k != "is_partial")
 
     def to_json(self) -> JsonObject:
         rows = zip(*(column.tolist() for column in self.columns()), strict=True)
@@ -141,13 +136,19 @@ class _Telemetry:
         return {"points": points, "dataFormat": fmt, "isPartial": partial, "_type": self.type_name}
 
     @classmethod
-    def from_wire(cls, wire: Any) -> Any:
-        fmt = wire.data_format
+    def float_columns(cls, points: Any, fmt: list[str]) -> list[np.ndarray] | None:
+        """Rows ordered as ``fmt`` says, as float64 columns in ``data_format`` order
+        (None when ``fmt`` does not name the columns of ``data_format``)."""
         if sorted(fmt) != sorted(cls.data_format):
+            return None
+        array = np.asarray(points, dtype=np.float64).reshape(-1, len(fmt))
+        return [array[:, fmt.index(name)] for name in cls.data_format]
+
+    @classmethod
+    def from_wire(cls, wire: Any) -> Any:
+        columns = cls.float_columns(wire.points, wire.data_format)
+        if columns is None:
             raise invalid("telemetry.dataFormat", f"must name {', '.join(cls.data_format)}")
-        width = len(cls.data_format)
-        array = np.asarray(wire.points, dtype=np.float64).reshape(-1, width)
-        columns = [array[:, fmt.index(name)] for name in cls.data_format]
         ints = (c.astype(np.int64) for c in columns[1:])
         return cls(columns[0].copy(), *ints, wire.is_partial)  # type: ignore[call-arg]
 
@@ -161,11 +162,6 @@ class RawMetricTelemetry(_Telemetry):
     is_partial: bool = False
 
     data_format: ClassVar[tuple[str, ...]] = ("value", "timestamp")
-    wire: ClassVar[Any] = _telemetry_wire("RawMetricTelemetry", "Raw points.", data_format)
-    type_name: ClassVar[str] = "RawMetricTelemetry"
-
-    def columns(self) -> tuple[np.ndarray, ...]:
-        return (self.values, self.timestamps)
 
 
 @dataclass(frozen=True)
@@ -178,13 +174,6 @@ class AggregatedMetricTelemetry(_Telemetry):
     is_partial: bool = False
 
     data_format: ClassVar[tuple[str, ...]] = ("value", "startTimestamp", "endTimestamp")
-    wire: ClassVar[Any] = _telemetry_wire(
-        "AggregatedMetricTelemetry", "One point per non-empty bucket.", data_format
-    )
-    type_name: ClassVar[str] = "AggregatedMetricTelemetry"
-
-    def columns(self) -> tuple[np.ndarray, ...]:
-        return (self.values, self.starts, self.ends)
 
 
 MetricTelemetry = RawMetricTelemetry | AggregatedMetricTelemetry
@@ -211,7 +200,7 @@ class MetricsResponse:
 
     @classmethod
     def from_json(cls, body: Any) -> MetricsResponse:
-        telemetry = _convert(body, cls.wire).telemetry
+        telemetry = cls.wire.from_json(body).telemetry
         return cls(_TELEMETRY[type(telemetry)].from_wire(telemetry))
 
 
