@@ -369,7 +369,6 @@ class LiveStreamPlot:
         figsize: tuple[float, float] = DEFAULT_FIGSIZE,
         interactive: bool | None = None,
     ) -> None:
-
         self.interactive = widget_backend() if interactive is None else interactive
         if self.interactive:
             import matplotlib.pyplot as plt

@@ -156,7 +156,10 @@ class PrometheusApi:
         cfg = self.config
         options = options or cfg.defaults()
         try:
-            return await asyncio.wait_for(self._exchange(path, params, options), options.timeout_s)
+            # asyncio.timeout, not wait_for: wait_for's future keeps a failure in a reference
+            # cycle with the frames (and a store's big answer) it passed through
+            async with asyncio.timeout(options.timeout_s):
+                return await self._exchange(path, params, options)
         except asyncio.TimeoutError:
             raise MetricStoreConnectionError(
                 f"Prometheus at {cfg.shown_url} did not answer {path} within "
