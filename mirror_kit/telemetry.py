@@ -288,11 +288,14 @@ def across_processes() -> Iterator[str]:
     directory = given or tempfile.mkdtemp(prefix="mirror-kit-metrics-")
     os.environ[MULTIPROC_ENV] = directory
     previous, values.ValueClass = values.ValueClass, values.get_value_class()
+    owner = os.getpid()
     try:
         yield directory
     finally:
         values.ValueClass = previous
-        if not given:
+        # gunicorn ends a worker with sys.exit, which unwinds the forked copy of this
+        # block too: only the process that made the directory may remove it.
+        if not given and os.getpid() == owner:
             del os.environ[MULTIPROC_ENV]
             shutil.rmtree(directory, ignore_errors=True)
 

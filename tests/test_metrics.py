@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 from conftest import HOUR, T0, free_port
 from mirror_wire import (
@@ -415,3 +416,41 @@ def test_a_dead_workers_live_gauges_go_and_the_directory_is_removed() -> None:
     assert not any(f.startswith("gauge_livesum_") for f in left)
     assert any(f.startswith("counter_") for f in left)  # counts stay: totals never go back
     assert directory_left is False and variable_left is False
+
+
+def test_a_worker_that_exits_leaves_the_others_counts_and_directory() -> None:
+    """A worker stopped on its own (SIGTERM: gunicorn boots another) must not take the
+    shared metrics directory with it. It did: gunicorn ends a worker with
+    ``sys.exit`` inside ``run()``'s ``with across_processes()``, whose clean-up then
+    removed the directory under the live workers (a FileNotFoundError traceback on
+    their next new label, and every count gone)."""
+    from test_workers import RUN_TWO_WORKERS, _wait_for_workers, gunicorn
+
+    with gunicorn([sys.executable, "-c", RUN_TWO_WORKERS], workers=2) as served:
+        url = served.url
+        for _ in range(6):
+            assert (
+                httpx.post(url + METRIC, json=metric_body(T0, T0 + HOUR, A_CPU)).status_code == 200
+            )
+        metric_requests = requests_of("metric", "2xx")
+        deadline = time.monotonic() + 10
+        while value(scrape(url), "mirror_kit_requests_total", **metric_requests) < 6:
+            assert time.monotonic() < deadline, "the six requests were never counted"
+            time.sleep(0.05)
+        psutil.Process(served.workers[0]).terminate()
+        deadline = time.monotonic() + 30
+        while served.workers[0] in [c.pid for c in psutil.Process(served.process.pid).children()]:
+            assert time.monotonic() < deadline, "the worker did not exit"
+            time.sleep(0.05)
+        _wait_for_workers(served.process, served.log, 2)
+        # a label set no worker has used yet: each worker makes its files for it now
+        for _ in range(4):
+            assert (
+                httpx.post(url + FIELD_NAMES, json=field_names_body(T0, T0 + HOUR, {})).status_code
+                == 200
+            )
+        after = scrape(url)
+        log = served.log.read_text(errors="replace")
+    assert value(after, "mirror_kit_requests_total", **metric_requests) >= 6
+    assert value(after, "mirror_kit_requests_total", **requests_of("field/name", "2xx")) >= 3
+    assert "Traceback" not in log, log

@@ -88,6 +88,7 @@ class Served:
     process: subprocess.Popen[bytes]
     port: int
     workers: list[int]
+    log: Path
 
     @property
     def url(self) -> str:
@@ -102,7 +103,7 @@ def _wait_for_workers(process: subprocess.Popen[bytes], log: Path, count: int) -
         port = re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", text)
         children = psutil.Process(process.pid).children()
         if port and len(children) == count and _accepts(int(port.group(1))):
-            return Served(process, int(port.group(1)), [c.pid for c in children])
+            return Served(process, int(port.group(1)), [c.pid for c in children], log)
         time.sleep(0.1)
     raise AssertionError(f"gunicorn did not start {count} workers:\n{log.read_text()}")
 
