@@ -5,8 +5,9 @@ client asks what StackState asks (test connection, an hour of raw points, a day
 aggregated), one request at a time, for ``--seconds``: first alone (idle), then
 while hostile clients run in their own processes, each within the documented limits:
 
-* big ``connectionDetails``: test connections of ~1 MB (under the 1 MiB cap);
-* unique ``InSetValue`` sets of ~900 KB in metric requests;
+* big ``connectionDetails``: test connections of 93 % of the body cap (``--max-body``,
+  the mirror's default unless given), as a list of short strings;
+* unique ``InSetValue`` sets of 88 % of the body cap in metric requests;
 * idle connections: 1,500 opened and held (past the 1,000-connection cap);
 * non-readers: clients asking for an answer and never reading it (64 KB window);
 * encoding abuse: gzip bombs, ``Content-Encoding: gzip`` on plain bodies, ``br``.
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import gzip
 import json
 import multiprocessing
@@ -38,6 +40,8 @@ from pathlib import Path
 
 import httpx
 import psutil
+
+from mirror_kit.server.settings import ServerSettings
 
 HOST = "127.0.0.1"
 REPO = Path(__file__).resolve().parents[1]
@@ -128,28 +132,35 @@ def _sender(
 #: made with one bytes.replace (building it as JSON took the sender ~50 ms of CPU,
 #: so on a 2-core machine the hostile clients starved the mirror of CPU).
 MARK = b"IIIIIII"
-DETAILS_TEMPLATE = json.dumps(
-    {
-        "_type": "TestConnectionRequest",
-        "connectionDetails": {"pad": [f"{MARK.decode()}-{i}" for i in range(58_000)]},
-    }
-).encode()
-IN_SET_TEMPLATE = metric(
-    T0,
-    T0 + HOUR,
-    {
-        "host": [f"{MARK.decode()}-{m:07d}" for m in range(55_000)] + ["a-host"],
-        "metric": "cpu.user",
-    },
-)
 
 
-def big_details(index: int) -> tuple[str, bytes, dict[str, str]]:
-    return "/api/connection", DETAILS_TEMPLATE.replace(MARK, b"%07d" % index), {}
+def _details(members: int) -> bytes:
+    pad = [f"{MARK.decode()}-{i}" for i in range(members)]
+    request = {"_type": "TestConnectionRequest", "connectionDetails": {"pad": pad}}
+    return json.dumps(request).encode()
 
 
-def unique_in_set(index: int) -> tuple[str, bytes, dict[str, str]]:
-    return "/api/metric", IN_SET_TEMPLATE.replace(MARK, b"%07d" % index), {}
+def _in_set(members: int) -> bytes:
+    hosts = [f"{MARK.decode()}-{m:07d}" for m in range(members)] + ["a-host"]
+    return metric(T0, T0 + HOUR, {"host": hosts, "metric": "cpu.user"})
+
+
+def filling(make: Callable[[int], bytes], size: int) -> bytes:
+    """``make(n)`` with as many members as keep it under ``size`` bytes (after the
+    index replaces MARK: same length)."""
+    per_member = (len(make(2_000)) - len(make(1_000))) / 1_000
+    members = int((size - len(make(0))) / per_member)
+    while len(make(members)) >= size:
+        members -= 100
+    return make(members)
+
+
+def big_details(template: bytes, index: int) -> tuple[str, bytes, dict[str, str]]:
+    return "/api/connection", template.replace(MARK, b"%07d" % index), {}
+
+
+def unique_in_set(template: bytes, index: int) -> tuple[str, bytes, dict[str, str]]:
+    return "/api/metric", template.replace(MARK, b"%07d" % index), {}
 
 
 PLAIN = b'{"_type": "TestConnectionRequest", "connectionDetails": {}}'
@@ -197,13 +208,19 @@ def non_readers(port: int, pace: float) -> None:
         time.sleep(pace)
 
 
-HOSTILE: dict[str, tuple[Callable[..., None], tuple[object, ...]]] = {
-    "details": (_sender, (big_details,)),
-    "in-set": (_sender, (unique_in_set,)),
-    "encodings": (_sender, (bad_encodings,)),
-    "idle": (idle_connections, ()),
-    "non-readers": (non_readers, ()),
-}
+KINDS = ("details", "encodings", "idle", "in-set", "non-readers")
+
+
+def hostile_client(kind: str, max_body: int) -> tuple[Callable[..., None], tuple[object, ...]]:
+    """A hostile client's function and its arguments after port and pace; the two big
+    bodies fill the mirror's body cap (~93 % and ~88 % of it: within the limits)."""
+    if kind == "details":
+        return _sender, (functools.partial(big_details, filling(_details, int(0.93 * max_body))),)
+    if kind == "in-set":
+        return _sender, (functools.partial(unique_in_set, filling(_in_set, int(0.88 * max_body))),)
+    if kind == "encodings":
+        return _sender, (bad_encodings,)
+    return {"idle": idle_connections, "non-readers": non_readers}[kind], ()
 
 
 def _niced(target: Callable[..., None], *args: object) -> None:
@@ -214,23 +231,27 @@ def _niced(target: Callable[..., None], *args: object) -> None:
     target(*args)
 
 
-def hostile_processes(port: int, pace: float, kinds: list[str]) -> list[multiprocessing.Process]:
-    return [
-        multiprocessing.Process(
-            target=_niced, args=(HOSTILE[kind][0], port, pace, *HOSTILE[kind][1]), daemon=True
+def hostile_processes(
+    port: int, pace: float, kinds: list[str], max_body: int
+) -> list[multiprocessing.Process]:
+    processes = []
+    for kind in kinds:
+        target, args = hostile_client(kind, max_body)
+        processes.append(
+            multiprocessing.Process(target=_niced, args=(target, port, pace, *args), daemon=True)
         )
-        for kind in kinds
-    ]
+    return processes
 
 
 # --- the run --------------------------------------------------------------------------------
 
 
 @contextlib.contextmanager
-def mirror() -> Iterator[tuple[str, psutil.Process]]:
+def mirror(max_body: int) -> Iterator[tuple[str, psutil.Process]]:
     port = free_port()
+    command = [sys.executable, "-m", "mirror_kit", "serve", "--port", str(port)]
     process = subprocess.Popen(
-        [sys.executable, "-m", "mirror_kit", "serve", "--port", str(port)],
+        [*command, "--max-body", str(max_body)],
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -269,16 +290,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=20.0, help="per phase (20)")
     parser.add_argument("--pace", type=float, default=0.2, help="s between hostile requests")
+    parser.add_argument("--only", nargs="+", choices=KINDS, default=list(KINDS), help="kinds")
     parser.add_argument(
-        "--only", nargs="+", choices=sorted(HOSTILE), default=sorted(HOSTILE), help="kinds"
+        "--max-body",
+        type=int,
+        default=ServerSettings().max_body_bytes,
+        help="the mirror's body cap, which the big hostile bodies fill (its default)",
     )
     args = parser.parse_args(argv)
-    with mirror() as (url, process):
+    with mirror(args.max_body) as (url, process):
         well_behaved(url, 2.0)  # warm-up
         rss_before = process.memory_info().rss
         idle = well_behaved(url, args.seconds)
         rss_idle = process.memory_info().rss
-        hostile = hostile_processes(int(url.rsplit(":", 1)[1]), args.pace, args.only)
+        port = int(url.rsplit(":", 1)[1])
+        hostile = hostile_processes(port, args.pace, args.only, args.max_body)
         for child in hostile:
             child.start()
         time.sleep(2.0)  # let the hostile clients get going
@@ -296,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     idle_p50, idle_p99 = quantiles(idle)
     hostile_p50, hostile_p99 = quantiles(attacked)
     print(f"\nwell-behaved client, {args.seconds:g} s per phase, hostile pace {args.pace:g} s")
-    print(f"hostile clients: {', '.join(args.only)}")
+    print(f"hostile clients: {', '.join(args.only)}; body cap {args.max_body:,} bytes")
     print(f"{'':22}{'idle':>10}{'hostile':>10}{'ratio':>8}")
     print(f"{'requests':22}{len(idle):>10}{len(attacked):>10}")
     print(f"{'p50 (ms)':22}{idle_p50:>10.2f}{hostile_p50:>10.2f}{hostile_p50 / idle_p50:>8.2f}")

@@ -73,7 +73,7 @@ ERROR_STATUSES: dict[int, str] = {
     "whose type does not fit its field (UnsupportedFieldTypeError).",
     404: "The conditions select no series (MetricNotFoundError).",
     408: "The request body did not arrive within the server's body timeout.",
-    413: "The request body is larger than the server's cap (1 MiB by default).",
+    413: "The request body is larger than the server's cap (256 KiB by default).",
     500: "An unexpected failure inside the mirror (RemoteMirrorError).",
     502: "The store behind the mirror cannot be reached (MetricStoreConnectionError).",
     503: "The mirror is busy: every connection is answering, or too many large request "

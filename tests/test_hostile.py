@@ -268,7 +268,9 @@ RSS_BOUND = 120 * MiB
 
 @pytest.fixture
 def mirror_process() -> Iterator[ServeProcess]:
-    served = ServeProcess()
+    """A mirror whose operator raised the body cap to 1 MiB, 4x the default: the
+    memory bounds hold for bodies that big too."""
+    served = ServeProcess("--max-body", str(MiB))
     try:
         yield served
     finally:

@@ -1,17 +1,18 @@
 """Admission of heavy work: done off the event loop, one at a time, a few queued.
 
 StackState's requests are small (its own mirrors' fixtures are under 1 KB), but
-anyone who can reach the port may send bodies up to the body cap: a 1 MiB
-``InSetValue`` of 55,000 members costs tens of milliseconds of JSON decoding and
-validation, and on the event loop every other client waits for it. So a body
-larger than ``heavy_bytes`` (after its Content-Encoding is undone) is parsed in
-the admission's one worker thread: the loop keeps serving meanwhile (the parser's
-Python code gives the GIL back every switch interval, 5 ms; one C call -- a JSON
-decode -- holds it at most as long as a body within the cap takes). One heavy
-parse runs at a time, so a small request competes with at most one of them for
-the GIL; ``max_waiting`` more may wait their turn (each holds its body, so this
-bounds their memory too). Past that a heavy request gets a 503 ``RemoteMirrorError``
-"Mirror busy" with ``Retry-After`` at once, before any parsing.
+anyone who can reach the port may send bodies up to the body cap: an ``InSetValue``
+of 13,000 members filling the default 256 KiB costs milliseconds of JSON decoding
+and validation, and on the event loop every other client waits for it. So a body
+larger than ``heavy_bytes`` (after its Content-Encoding is undone) is parsed in the
+admission's one worker thread: the loop keeps serving meanwhile (the parser's Python
+code gives the GIL back every switch interval, 5 ms; one C call -- a JSON decode --
+holds it as long as the body takes: under 1 ms at 256 KiB, ~4.4 ms at 1 MiB, which
+is why the cap is 256 KiB). One heavy parse runs at a time, so a small request
+competes with at most one of them for the GIL; ``max_waiting`` more may wait their
+turn (each holds its body, so this bounds their memory too). Past that a heavy
+request gets a 503 ``RemoteMirrorError`` "Mirror busy" with ``Retry-After`` at once,
+before any parsing.
 
 Answers are the other heavy work a caller can ask for within the limits: 50,000
 points (the answer cap) take 25-35 ms to encode, and a client that asks for them

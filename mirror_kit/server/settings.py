@@ -26,7 +26,9 @@ class ServerSettings:
     """Everything about serving that is not the data: key, caps and timeouts."""
 
     api_key: str = option(DEFAULT_API_KEY, "--api-key", "the API key the mirror sends StackState")
-    max_body_bytes: int = option(1 << 20, "--max-body", "bytes a request body may have (413)")
+    #: StackState's requests are under 1 KB; one JSON decode of a body at the cap holds
+    #: the GIL (~4.4 ms at 1 MiB, under 1 ms at 256 KiB: docs/hardening.md, "Admission").
+    max_body_bytes: int = option(256 << 10, "--max-body", "bytes a request body may have (413)")
     #: under StackState's 15 s UI request timeout
     request_timeout_s: float = option(
         12.0, "--request-timeout", "seconds a request may take to be answered (504)"
