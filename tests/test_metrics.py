@@ -360,10 +360,10 @@ def test_readyz_is_open_and_metrics_takes_the_secret() -> None:
 
 def test_two_workers_count_every_request_whichever_answers() -> None:
     """N requests spread over both workers: /metrics counts N from either worker."""
-    from test_workers import RUN_TWO_WORKERS, _client_of, gunicorn
+    from test_workers import _client_of, gunicorn, two_workers
 
     with (
-        gunicorn([sys.executable, "-c", RUN_TWO_WORKERS], workers=2) as served,
+        gunicorn(two_workers(port := free_port()), workers=2, port=port) as served,
         contextlib.ExitStack() as stack,
     ):
         clients = [_client_of(pid, served, stack) for pid in served.workers]
@@ -424,9 +424,9 @@ def test_a_worker_that_exits_leaves_the_others_counts_and_directory() -> None:
     ``sys.exit`` inside ``run()``'s ``with across_processes()``, whose clean-up then
     removed the directory under the live workers (a FileNotFoundError traceback on
     their next new label, and every count gone)."""
-    from test_workers import RUN_TWO_WORKERS, _wait_for_workers, gunicorn
+    from test_workers import _wait_for_workers, gunicorn, two_workers
 
-    with gunicorn([sys.executable, "-c", RUN_TWO_WORKERS], workers=2) as served:
+    with gunicorn(two_workers(port := free_port()), workers=2, port=port) as served:
         url = served.url
         for _ in range(6):
             assert (
@@ -440,7 +440,7 @@ def test_a_worker_that_exits_leaves_the_others_counts_and_directory() -> None:
         stopped = psutil.Process(served.workers[0])
         stopped.terminate()
         stopped.wait(30)  # psutil.TimeoutExpired if the worker does not exit
-        _wait_for_workers(served.process, served.log, 2)
+        _wait_for_workers(served.process, served.log, 2, served.port)
         # a label set no worker has used yet: each worker makes its files for it now
         for _ in range(4):
             assert (

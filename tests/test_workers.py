@@ -1,8 +1,9 @@
 """Multi-process serving under gunicorn: configuration, and identical answers per worker.
 
-The servers run as child processes on 127.0.0.1 with an OS-chosen port (read
-from gunicorn's "Listening at" line). Which worker answers a connection is
-found from the workers' own socket tables (psutil), so the test can send the
+The servers run as child processes on 127.0.0.1, on a free port the test picks
+(each worker binds it: SO_REUSEPORT) or, for gunicorn's own command line with
+port 0, the one its "Listening at" line names. Which worker answers a connection
+is found from the workers' own socket tables (psutil), so the test can send the
 same requests through connections held by different workers and compare the
 answers byte for byte.
 """
@@ -10,12 +11,15 @@ answers byte for byte.
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import re
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +27,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-from conftest import DAY, HOUR, T0
+from conftest import DAY, HOUR, T0, free_port
 from mirror_wire import (
     AGGREGATION_METHODS,
     CONNECTION,
@@ -38,7 +42,12 @@ from mirror_wire import (
 
 from mirror_kit import Limits, ServerSettings
 from mirror_kit.server import API_KEY_HEADER
-from mirror_kit.server.workers import WORKER_CLASS, bind_address, gunicorn_options
+from mirror_kit.server.workers import (
+    BALANCED_ACCEPT,
+    WORKER_CLASS,
+    bind_address,
+    gunicorn_options,
+)
 
 DEADLINE_S = 30.0
 A_CPU = {"host": "a-host", "metric": "cpu.user"}
@@ -46,8 +55,13 @@ RUN_TWO_WORKERS = """
 import sys
 from mirror_kit import ServerSettings
 from mirror_kit.server.workers import run
-sys.exit(run(ServerSettings(api_key="workers-key"), host="127.0.0.1", port=0, workers=2))
+sys.exit(run(ServerSettings(api_key="workers-key"), host="127.0.0.1", port={port}, workers=2))
 """
+
+
+def two_workers(port: int) -> list[str]:
+    """The command serving two workers on ``port`` the way ``serve --workers 2`` does."""
+    return [sys.executable, "-c", RUN_TWO_WORKERS.format(port=port)]
 
 
 def test_settings_from_env() -> None:
@@ -78,6 +92,8 @@ def test_gunicorn_options() -> None:
     options = gunicorn_options(ServerSettings(), "::", 7007, 3)
     assert options["bind"] == ["[::]:7007"] and options["workers"] == 3
     assert options["worker_class"] == WORKER_CLASS
+    assert options["reuse_port"] is BALANCED_ACCEPT  # a socket per worker (Linux)
+    assert gunicorn_options(ServerSettings(), "::", 0, 3)["reuse_port"] is False  # one port
     assert bind_address("127.0.0.1", 0) == "127.0.0.1:0"
     with pytest.raises(ValueError, match="workers"):
         gunicorn_options(ServerSettings(), "127.0.0.1", 7007, 0)
@@ -95,22 +111,30 @@ class Served:
         return f"http://127.0.0.1:{self.port}"
 
 
-def _wait_for_workers(process: subprocess.Popen[bytes], log: Path, count: int) -> Served:
+def _wait_for_workers(
+    process: subprocess.Popen[bytes], log: Path, count: int, port: int | None = None
+) -> Served:
+    """Served once ``count`` workers listen on ``port``: when None, the port gunicorn's
+    arbiter bound (its "Listening at" line; with reuse_port each worker binds its own)."""
     deadline = time.monotonic() + DEADLINE_S
     while time.monotonic() < deadline:
         text = log.read_text(errors="replace")
         assert process.poll() is None, f"gunicorn exited:\n{text}"
-        port = re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", text)
+        found = re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", text)
+        bound = port or (int(found.group(1)) if found else None)
         children = psutil.Process(process.pid).children()
-        if port and len(children) == count and _accepts(int(port.group(1))):
-            return Served(process, int(port.group(1)), [c.pid for c in children], log)
+        if bound and len(children) == count and all(_listens(c, bound) for c in children):
+            return Served(process, bound, [c.pid for c in children], log)
         time.sleep(0.1)
     raise AssertionError(f"gunicorn did not start {count} workers:\n{log.read_text()}")
 
 
-def _accepts(port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1.0):
-        return True
+def _listens(worker: psutil.Process, port: int) -> bool:
+    with contextlib.suppress(psutil.Error):
+        return any(
+            c.status == psutil.CONN_LISTEN and c.laddr.port == port
+            for c in worker.net_connections(kind="tcp")
+        )
     return False
 
 
@@ -132,7 +156,7 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 @contextlib.contextmanager
 def gunicorn(
-    command: list[str], workers: int, env: dict[str, str] | None = None
+    command: list[str], workers: int, env: dict[str, str] | None = None, port: int | None = None
 ) -> Iterator[Served]:
     with tempfile.TemporaryDirectory(prefix="mirror-workers-") as tmp:
         log = Path(tmp) / "gunicorn.log"
@@ -141,7 +165,7 @@ def gunicorn(
                 command, stdin=subprocess.DEVNULL, stdout=sink, stderr=sink, env=env
             )
             try:
-                yield _wait_for_workers(process, log, workers)
+                yield _wait_for_workers(process, log, workers, port)
             finally:
                 _stop(process)
 
@@ -183,29 +207,82 @@ def _answers(client: httpx.Client) -> list[tuple[int, bytes]]:
 
 
 def _client_of(worker: int, served: Served, stack: contextlib.ExitStack) -> httpx.Client:
-    """A client whose kept-alive connection the given worker holds: the other workers
-    are paused (SIGSTOP) while it connects, so only this one can accept."""
-    others = [psutil.Process(pid) for pid in served.workers if pid != worker]
-    client = stack.enter_context(httpx.Client(base_url=served.url, timeout=DEADLINE_S))
-    for other in others:
-        other.suspend()
-    try:
-        assert client.post(CONNECTION, json=connection_body()).status_code == 200
-    finally:
-        for other in others:
-            other.resume()
-    assert _worker_of(client, served) == worker
-    return client
+    """A client whose kept-alive connection the given worker holds. Each worker listens
+    on its own socket and the kernel picks one per new connection (a hash of its
+    addresses), so clients are made until one lands on that worker (half of them do)."""
+    for _ in range(40):
+        client = httpx.Client(base_url=served.url, timeout=DEADLINE_S)
+        if _worker_of(client, served) == worker:
+            stack.callback(client.close)
+            return client
+        client.close()
+    raise AssertionError(f"no connection out of 40 reached worker {worker}")
 
 
 def test_two_workers_serve_the_same_answers() -> None:
     with (
-        gunicorn([sys.executable, "-c", RUN_TWO_WORKERS], workers=2) as served,
+        gunicorn(two_workers(port := free_port()), workers=2, port=port) as served,
         contextlib.ExitStack() as stack,
     ):
         first, second = (_answers(_client_of(pid, served, stack)) for pid in served.workers)
     assert [status for status, _ in first] == [200] * len(REQUESTS)
     assert first == second
+
+
+def _listening_sockets(pid: int, port: int) -> set[str]:
+    """The sockets (``socket:[inode]``) a worker listens on at ``port``."""
+    return {
+        os.readlink(f"/proc/{pid}/fd/{c.fd}")
+        for c in psutil.Process(pid).net_connections(kind="tcp")
+        if c.status == psutil.CONN_LISTEN and c.laddr.port == port
+    }
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="SO_REUSEPORT balances on Linux only")
+def test_each_worker_listens_on_a_socket_of_its_own() -> None:
+    """With one listening socket shared by the workers, the first to wake accepts every
+    pending connection: wrk's 32 connections all went to one worker, and two workers
+    served no more than one. Each worker's own SO_REUSEPORT socket lets the kernel
+    spread new connections over the workers."""
+    with gunicorn(two_workers(port := free_port()), workers=2, port=port) as served:
+        sockets = [_listening_sockets(pid, port) for pid in served.workers]
+    assert all(len(own) == 1 for own in sockets), sockets
+    assert sockets[0] != sockets[1], sockets
+
+
+def test_a_burst_of_connections_spreads_over_the_workers() -> None:
+    """64 connections opened back to back, as a client pool opens them under load,
+    then a request on each: both workers hold about half. With the shared socket four
+    such bursts went 0/64, 17/47, 26/38 and 25/39 (whichever worker woke first took
+    what was queued), so this catches the old behaviour only now and then; the test
+    above catches its cause every time."""
+    body = json.dumps(connection_body()).encode()
+    request = (
+        f"POST {CONNECTION} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    with (
+        gunicorn(two_workers(port := free_port()), workers=2, port=port) as served,
+        contextlib.ExitStack() as stack,
+    ):
+        burst = [
+            stack.enter_context(socket.create_connection(("127.0.0.1", port), DEADLINE_S))
+            for _ in range(64)
+        ]
+        for sock in burst:
+            sock.sendall(request)
+        for sock in burst:
+            assert sock.recv(4096).startswith(b"HTTP/1.1 200")
+        ports = {sock.getsockname()[1] for sock in burst}
+        held = Counter(
+            pid
+            for pid in served.workers
+            for c in psutil.Process(pid).net_connections(kind="tcp")
+            if c.raddr and c.raddr.port in ports and c.laddr.port == port
+        )
+    assert sorted(held) == sorted(served.workers), held
+    assert sum(held.values()) == 64, held
+    assert min(held.values()) >= 16, held  # the kernel's hash: below 16 of 64 ~3e-5
 
 
 def test_gunicorn_command_line_with_the_app_factory() -> None:

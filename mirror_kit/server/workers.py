@@ -1,13 +1,14 @@
 """Serve a mirror from several processes: gunicorn with aiohttp's GunicornWebWorker.
 
-One aiohttp process runs on one core; metric answers are CPU-bound (numpy, then
-JSON encoding), so a mirror serving many StackState users gains from one process
-per core. gunicorn's arbiter binds the port once and forks the workers, which
-accept on the shared socket and restart if one dies. Each worker builds its own
-application after the fork; the synthetic data is a pure function of its seeds,
-so every worker serves the same answers. What a worker keeps in memory is its
-own: the request log, and shape changes made at run time (the notebook's
-widgets), which is why the notebook runs one process.
+One aiohttp process runs on one core; metric answers are CPU-bound (numpy, then JSON
+encoding), so a mirror serving many StackState users gains from one process per
+core. gunicorn's arbiter forks the workers and restarts one that dies; on Linux each
+worker binds the port with SO_REUSEPORT, so the kernel spreads new connections over
+them (one shared socket gave them all to whichever woke first). Each worker builds
+its own application after the fork; the synthetic data is a pure function of its
+seeds, so every worker serves the same answers. What a worker keeps in memory is its
+own: the request log, and shape changes made at run time (the notebook's widgets),
+which is why the notebook runs one process.
 
 Two ways in (``pip install 'mirror-kit[deploy]'``; Linux and macOS, not Windows):
 
@@ -18,13 +19,16 @@ Two ways in (``pip install 'mirror-kit[deploy]'``; Linux and macOS, not Windows)
 
       MIRROR_KIT_API_KEY=s3cret MIRROR_KIT_STORES=/etc/mirror/stores.toml \\
           gunicorn 'mirror_kit.server.workers:app_factory' \\
-          --worker-class aiohttp.GunicornWebWorker --workers 4 --bind 0.0.0.0:7007
+          --worker-class aiohttp.GunicornWebWorker --workers 4 --bind 0.0.0.0:7007 \\
+          --reuse-port
 """
 
 from __future__ import annotations
 
 import math
 import os
+import socket
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -38,6 +42,9 @@ from .lifecycle import SETTLE_MAX_S, MirrorRunner
 from .settings import ServerSettings
 
 WORKER_CLASS = "aiohttp.GunicornWebWorker"
+#: Whether sockets bound with SO_REUSEPORT share out connections (Linux: by a hash of
+#: their addresses; elsewhere the option does not balance).
+BALANCED_ACCEPT = sys.platform == "linux" and hasattr(socket, "SO_REUSEPORT")
 #: Environment variable -> store setting (the same table as ``serve``'s store flags).
 STORE_ENVIRONMENT: dict[str, str] = {s.env: s.dest for s in STORE_SETTINGS}
 
@@ -78,6 +85,12 @@ def gunicorn_options(
         "errorlog": "-",
         "loglevel": "info",
         "proc_name": "mirror-kit",
+        # Each worker listens on a socket of its own (SO_REUSEPORT; gunicorn binds it
+        # after the fork) and the kernel spreads new connections over them. On one
+        # shared socket the worker that woke first accepted every queued connection:
+        # a burst of kept-alive connections all went to one worker. Port 0 would give
+        # each worker a different port, so there the arbiter binds one shared socket.
+        "reuse_port": port != 0 and BALANCED_ACCEPT,
         "child_exit": telemetry.process_exited,  # a dead worker's live gauges go
     }
 
