@@ -88,7 +88,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def serve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> int:
-    """Serve until Ctrl-C. The banner is printed only once the port is bound."""
+    """Serve until Ctrl-C. The banner is printed only once the port is bound (with
+    workers: claimed, each worker binding it a moment later)."""
     environ = os.environ if environ is None else environ
     for name in unknown_variables(environ):
         print(f"note: {name} is no `serve` flag; ignored", file=sys.stderr)
@@ -98,24 +99,25 @@ def serve(args: argparse.Namespace, environ: Mapping[str, str] | None = None) ->
     except (ValueError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    host = listen.address
-    banner = form_values(host, listen.port, settings.api_key, settings.auth_secret)
-    if listen.workers > 1:
-        return workers.run(
-            settings,
-            host=host,
-            port=listen.port,
-            workers=listen.workers,
-            banner=banner,
-            source_factory=stores.build,
-        )
+    host, port = listen.address, listen.port
     try:
-        asyncio.run(_serve(create_app(source, settings), host, listen.port, banner))
+        if listen.workers > 1:  # each worker binds the port: a free one is found first
+            port = workers.claim_port(host, port)
+            return workers.run(
+                settings,
+                host=host,
+                port=port,
+                workers=listen.workers,
+                banner=form_values(host, port, settings.api_key, settings.auth_secret),
+                source_factory=stores.build,
+            )
+        banner = form_values(host, port, settings.api_key, settings.auth_secret)
+        asyncio.run(_serve(create_app(source, settings), host, port, banner))
     except KeyboardInterrupt:
         print("\nStopped.", flush=True)
     except OSError as error:
         print(
-            f"error: cannot listen on {host}:{listen.port}: {error.strerror or error}. "
+            f"error: cannot listen on {host}:{port}: {error.strerror or error}. "
             "Is another program using the port? Choose another with --port.",
             file=sys.stderr,
         )

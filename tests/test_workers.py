@@ -23,6 +23,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -112,7 +113,7 @@ class Served:
 
 
 def _wait_for_workers(
-    process: subprocess.Popen[bytes], log: Path, count: int, port: int | None = None
+    process: subprocess.Popen[Any], log: Path, count: int, port: int | None = None
 ) -> Served:
     """Served once ``count`` workers listen on ``port``: when None, the port gunicorn's
     arbiter bound (its "Listening at" line; with reuse_port each worker binds its own)."""
@@ -138,7 +139,7 @@ def _listens(worker: psutil.Process, port: int) -> bool:
     return False
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def _stop(process: subprocess.Popen[Any]) -> None:
     """SIGTERM to the arbiter (it stops its workers); SIGKILL to each if it hangs."""
     if process.poll() is not None:
         return
@@ -283,6 +284,43 @@ def test_a_burst_of_connections_spreads_over_the_workers() -> None:
     assert sorted(held) == sorted(served.workers), held
     assert sum(held.values()) == 64, held
     assert min(held.values()) >= 16, held  # the kernel's hash: below 16 of 64 ~3e-5
+
+
+def _serve_workers(port: int) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "mirror_kit", "serve", "--workers", "2", "--port", str(port)]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_serve_with_workers_on_a_port_in_use_exits_with_an_error() -> None:
+    """Each worker binds the port itself: on a port another program listens on, every
+    worker failed and gunicorn booted new ones for ever. The port is checked first."""
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        process = _serve_workers(taken.getsockname()[1])
+        try:
+            out, err = process.communicate(timeout=DEADLINE_S)
+        finally:
+            process.kill()
+    assert process.returncode == 1, (out, err[-2000:])
+    assert "cannot listen on" in err and "--port" in err, err[-2000:]
+    assert "Booting worker" not in err
+
+
+def test_serve_with_workers_on_port_0_serves_one_port_from_both() -> None:
+    """Port 0: one free port is chosen before the fork, shown in the banner, and every
+    worker listens on it (each choosing for itself would give each its own port)."""
+    process = _serve_workers(0)
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()  # "mirror-kit serving the Mirror API on URL"
+        shown = re.search(r"http://127\.0\.0\.1:(\d+)", first)
+        assert shown is not None, first
+        port = int(shown.group(1))
+        served = _wait_for_workers(process, Path(os.devnull), 2, port)
+        answer = httpx.post(served.url + CONNECTION, json=connection_body())
+        assert answer.status_code == 200
+        assert all(_listening_sockets(pid, port) for pid in served.workers)
+    finally:
+        _stop(process)
 
 
 def test_gunicorn_command_line_with_the_app_factory() -> None:

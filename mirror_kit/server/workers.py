@@ -64,6 +64,17 @@ def bind_address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def claim_port(host: str, port: int) -> int:
+    """The port every worker will bind: ``port``, or a free one for 0. OSError when
+    something listens there already (each worker would fail to bind it, and gunicorn
+    would boot new ones for ever); checked once, in the arbiter, before the fork."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+        probe.bind((host, port))  # without SO_REUSEPORT: fails beside any listener
+        return int(probe.getsockname()[1])
+
+
 def gunicorn_options(
     settings: ServerSettings, host: str, port: int, workers: int
 ) -> dict[str, Any]:
@@ -89,7 +100,8 @@ def gunicorn_options(
         # after the fork) and the kernel spreads new connections over them. On one
         # shared socket the worker that woke first accepted every queued connection:
         # a burst of kept-alive connections all went to one worker. Port 0 would give
-        # each worker a different port, so there the arbiter binds one shared socket.
+        # each worker a port of its own, so there the arbiter binds one shared socket
+        # (run() never passes 0: it claims a port first).
         "reuse_port": port != 0 and BALANCED_ACCEPT,
         "child_exit": telemetry.process_exited,  # a dead worker's live gauges go
     }
@@ -107,10 +119,11 @@ def run(
     """Serve a mirror with ``workers`` processes until SIGINT/SIGTERM.
 
     ``source_factory`` builds each worker's source after the fork (the synthetic
-    catalog when None); ``banner`` is printed once the port is bound (what to paste
-    into StackState). Returns the arbiter's exit status.
+    catalog when None); ``banner`` is printed once the arbiter is ready, the port
+    claimed (what to paste into StackState; each worker listens a moment later).
+    Returns the arbiter's exit status; OSError when the port is taken.
     """
-    options = gunicorn_options(settings, host, port, workers)
+    options = gunicorn_options(settings, host, claim_port(host, port), workers)
     application = _application(settings, options, banner, source_factory)
     with telemetry.across_processes():  # /metrics sums every worker's counts
         try:
